@@ -1,0 +1,40 @@
+"""Bodies for display: content-decoding with a size bound, then pretty JSON or text."""
+
+from __future__ import annotations
+
+import json
+import zlib
+
+from .flow import Body
+
+MAX_DECODED = 8 << 20  # never inflate past this, whatever the body claims
+
+
+def decoded(body: Body, limit: int = MAX_DECODED) -> bytes:
+    """The body's bytes with gzip/deflate undone (bounded); as sent if that fails."""
+    encoding = body.encoding.strip().lower()
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        modes = (16 + zlib.MAX_WBITS,) if "gzip" in encoding else (zlib.MAX_WBITS, -zlib.MAX_WBITS)
+        for wbits in modes:
+            try:
+                inflater = zlib.decompressobj(wbits)
+                return inflater.decompress(body.data, limit)
+            except zlib.error:
+                continue
+    return body.data
+
+
+def display(body: Body) -> tuple[str, str]:
+    """(code block language, text) for a body: pretty JSON, text, or a note for binary data."""
+    if not body.size:
+        return "json", "none"
+    data = decoded(body)
+    note = f"\n... ({body.size - len(body.data)} more bytes not kept)" if body.truncated else ""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "text", f"<{body.size} bytes of binary data>"
+    try:
+        return "json", json.dumps(json.loads(text), indent=2, ensure_ascii=False) + note
+    except ValueError:
+        return "text", text.rstrip("\n") + note

@@ -1,0 +1,204 @@
+"""Correlation: exchanges in, named and nested calls out, as numbered messages in first-byte order.
+
+Theory of operation. A request head opens or joins a call:
+
+* the same `X-Requestshook-Request-Id` on several connections is one call with several hops (a
+  front door and the backend it proxies to); without the header, a request carrying
+  `X-Forwarded-*` joins the open front-door call whose path ends with its path;
+* a new call is named (caller from the Requestshook header or User-Agent, callee from the layout)
+  and nested: its parent is the innermost call, served by its caller, that was in progress when its
+  first byte was seen.
+
+A call is *settled* when every hop's exchange is done; its two messages (the innermost hop's
+request and response) then wait in a heap keyed by first-byte time. A message leaves the heap,
+and gets its number, once nothing unsettled could still put a message before it: its time is
+earlier than the start of every unsettled call and than `now - slack` (a request's first byte is
+seen a little before its head is parsed, and captures are not always in time order). Settled calls
+are retired once no future request can be their child, so memory follows concurrency, not length.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .apiref import SERVICE_TYPES, OperationIndex
+from .flow import Call, Exchange, FlowMessage
+from .http import ID_HEADER, RequestHead
+from .services import FROM_HEADER, ServiceMap
+from .stats import Stats
+
+SLACK = 2.0  # seconds
+
+
+@dataclass
+class _Track:
+    """A call while it is open: its hop heads in start order and the exchanges done so far."""
+
+    call: Call
+    heads: list[RequestHead]
+    done: dict[int, Exchange] = field(default_factory=dict)  # id(head) -> exchange
+    settled: bool = False
+    emitted: int = 0  # messages numbered so far
+
+
+class Correlator:
+    """ExchangeConsumer that emits FlowMessages in order, and each Call once it is numbered."""
+
+    def __init__(self, services: ServiceMap, operations: OperationIndex, stats: Stats,
+                 on_message: Callable[[FlowMessage], None],
+                 on_call: Callable[[Call], None], slack: float = SLACK) -> None:
+        self.services = services
+        self.operations = operations
+        self.stats = stats
+        self.on_message = on_message
+        self.on_call = on_call
+        self.slack = slack
+        self.tracks: dict[int, _Track] = {}  # id(head) -> track, for every hop of an open call
+        self.active: dict[int, _Track] = {}  # id(call) -> track, in start order
+        self.by_request_id: dict[str, _Track] = {}
+        self.ready: list[tuple[float, int, str, _Track]] = []
+        self.order = itertools.count()
+        self.numbers = itertools.count(1)
+        self.synthetic_ids = itertools.count(1)
+        self.now = float("-inf")
+
+    # -- ExchangeConsumer --------------------------------------------------------------------
+
+    def request_started(self, head: RequestHead) -> None:
+        self.now = max(self.now, head.ts)
+        track = self._hop_of(head)
+        if track is None:
+            track = self._new_call(head)
+        else:
+            track.heads.append(head)
+            track.call.hops.append(None)  # placeholder until the exchange is done
+        self.tracks[id(head)] = track
+
+    def exchange_done(self, head: RequestHead, exchange: Exchange) -> None:
+        track = self.tracks.pop(id(head), None)
+        if track is None:
+            return
+        track.done[id(head)] = exchange
+        track.call.hops[track.heads.index(head)] = exchange
+        if len(track.done) == len(track.heads):
+            self._settle(track)
+        end = exchange.response.end_ts if exchange.response else exchange.request.end_ts
+        self.advance(end)
+
+    # -- opening calls -----------------------------------------------------------------------
+
+    def _hop_of(self, head: RequestHead) -> _Track | None:
+        """The open call this request is another hop of, if any."""
+        request_id = head.header(ID_HEADER)
+        if request_id:
+            track = self.by_request_id.get(request_id)
+            return track if track is not None and not track.settled else None
+        if not (head.header("x-forwarded-for") or head.header("x-forwarded-host")):
+            return None
+        path = head.target.split("?", 1)[0]
+        for track in reversed(self.active.values()):
+            front = track.heads[0]
+            if (not track.settled and len(track.heads) == 1 and front.method == head.method
+                    and front.target.split("?", 1)[0].endswith(path)
+                    and front.server[1] in self.services.front_door_ports):
+                return track
+        return None
+
+    def _new_call(self, head: RequestHead) -> _Track:
+        request_id = head.header(ID_HEADER)
+        caller = self.services.caller(head.header(FROM_HEADER), head.header("user-agent"),
+                                      head.client)
+        callee = self.services.callee(head.server, head.target.split("?", 1)[0])
+        parent = self._parent_of(caller, head.ts)
+        call = Call(
+            id=request_id or f"~{next(self.synthetic_ids)}",
+            caller=caller,
+            callee=callee,
+            hops=[None],
+            parent=parent,
+            depth=parent.depth + 1 if parent else 0,
+        )
+        track = _Track(call, [head])
+        self.active[id(call)] = track
+        if request_id:
+            self.by_request_id[request_id] = track
+        return track
+
+    def _parent_of(self, caller: str, ts: float) -> Call | None:
+        """The innermost call served by `caller` that was in progress at `ts`."""
+        best = None
+        for track in self.active.values():
+            call = track.call
+            if call.callee != caller or track.heads[0].ts > ts:
+                continue
+            end = call.end if track.settled else None
+            if end is not None and end < ts:
+                continue
+            if best is None or track.heads[0].ts >= best.heads[0].ts:
+                best = track
+        return best.call if best else None
+
+    # -- settling and numbering --------------------------------------------------------------
+
+    def _settle(self, track: _Track) -> None:
+        track.settled = True
+        call = track.call
+        self.stats.count("calls")
+        if not call.complete:
+            self.stats.count("incomplete_calls")
+        service_root = self._service_path(call)
+        call.operation = self.operations.match(SERVICE_TYPES.get(call.callee), call.request.method,
+                                               service_root)
+        heapq.heappush(self.ready, (call.request.ts, next(self.order), "request", track))
+        if call.response is not None:
+            heapq.heappush(self.ready, (call.response.ts, next(self.order), "response", track))
+
+    def _service_path(self, call: Call) -> str:
+        """The innermost hop's path relative to its service root (front-door prefix removed)."""
+        hop = call.hop
+        path = hop.request.path
+        if hop.server[1] in self.services.front_door_ports:
+            found = self.services.prefix_of(path)
+            if found:
+                path = path[len(found[0].rstrip("/")):] or "/"
+        return path
+
+    def advance(self, now: float, final: bool = False) -> None:
+        """Number and emit every message that nothing unsettled can precede any more."""
+        self.now = max(self.now, now)
+        limit = float("inf") if final else self.now - self.slack
+        for track in self.active.values():
+            if not track.settled:
+                limit = min(limit, track.heads[0].ts)
+                break  # active is in start order: the first unsettled one bounds the rest
+        while self.ready and (final or self.ready[0][0] < limit):
+            _, _, kind, track = heapq.heappop(self.ready)
+            self._emit(kind, track)
+        self._retire(limit)
+
+    def _emit(self, kind: str, track: _Track) -> None:
+        call = track.call
+        call.numbers.append(next(self.numbers))
+        self.on_message(FlowMessage(call.numbers[-1], kind, call))
+        track.emitted += 1
+        if track.emitted == (2 if call.response is not None else 1):
+            self.on_call(call)
+
+    def _retire(self, limit: float) -> None:
+        """Forget settled, fully emitted calls that ended before any request still to come."""
+        for key, track in list(self.active.items()):
+            if not track.settled:
+                break
+            call = track.call
+            total = 2 if call.response is not None else 1
+            if track.emitted == total and (call.end or call.start) < limit:
+                del self.active[key]
+                if self.by_request_id.get(call.id) is track:
+                    del self.by_request_id[call.id]
+
+    def flush(self) -> None:
+        """End of input: settle what can be, and emit everything."""
+        self.advance(self.now, final=True)

@@ -1,0 +1,155 @@
+"""The flow model every output reads: messages, exchanges (hops), calls, and numbered flow messages.
+
+Records are frozen; the mutable state lives in the parsers (`http`) and the correlator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Headers = tuple[tuple[str, str], ...]
+Endpoint = tuple[str, int]
+
+
+def header(headers: Headers, name: str) -> str | None:
+    """The first value of a header, by case-insensitive name."""
+    name = name.lower()
+    for key, value in headers:
+        if key.lower() == name:
+            return value
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    data: bytes  # as sent (chunked framing removed), up to the body bound
+    size: int  # bytes in the whole body
+    encoding: str = ""  # Content-Encoding, for decoding at display time
+
+    @property
+    def truncated(self) -> bool:
+        return self.size > len(self.data)
+
+
+EMPTY = Body(b"", 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    method: str
+    target: str  # as sent: path and query
+    version: str
+    headers: Headers
+    body: Body
+    ts: float  # first byte seen
+    end_ts: float  # last byte seen
+    complete: bool = True
+
+    @property
+    def path(self) -> str:
+        return self.target.split("?", 1)[0]
+
+    @property
+    def query(self) -> str:
+        return self.target.split("?", 1)[1] if "?" in self.target else ""
+
+    def header(self, name: str) -> str | None:
+        return header(self.headers, name)
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    reason: str  # as sent
+    version: str
+    headers: Headers
+    body: Body
+    ts: float
+    end_ts: float
+    complete: bool = True
+    informational: tuple[int, ...] = ()  # 1xx statuses that came before this one
+
+    def header(self, name: str) -> str | None:
+        return header(self.headers, name)
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One request and its response on one TCP connection: a hop of a call."""
+
+    client: Endpoint
+    server: Endpoint
+    request: Request
+    response: Response | None  # None: the connection ended first
+
+    @property
+    def complete(self) -> bool:
+        return self.request.complete and self.response is not None and self.response.complete
+
+
+@dataclass
+class Call:
+    """One logical call: the hops that carried it (front door first), named and nested."""
+
+    id: str
+    caller: str
+    callee: str
+    hops: list[Exchange]
+    parent: Call | None = None
+    depth: int = 0
+    operation: Operation | None = None
+    numbers: list[int] = field(default_factory=list)  # request and response message numbers
+
+    @property
+    def hop(self) -> Exchange:
+        """The innermost hop: the one closest to the callee, which documents show."""
+        return self.hops[-1]
+
+    @property
+    def request(self) -> Request:
+        return self.hop.request
+
+    @property
+    def response(self) -> Response | None:
+        return self.hop.response
+
+    @property
+    def start(self) -> float:
+        return self.hops[0].request.ts
+
+    @property
+    def end(self) -> float | None:
+        outer = self.hops[0].response
+        return outer.end_ts if outer is not None else None
+
+    @property
+    def complete(self) -> bool:
+        return all(hop.complete for hop in self.hops)
+
+    @property
+    def duration(self) -> float | None:
+        response = self.response
+        return None if response is None else response.end_ts - self.request.ts
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    service: str  # service type, e.g. "image"
+    method: str
+    template: str  # e.g. "/v2/images/{image_id}"
+    title: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class FlowMessage:
+    """A request or a response of a call, numbered in the order its first byte was seen."""
+
+    number: int
+    kind: Literal["request", "response"]
+    call: Call
+
+    @property
+    def is_request(self) -> bool:
+        return self.kind == "request"

@@ -1,0 +1,501 @@
+"""HTTP/1.1 over a reassembled TCP connection: h11 frames both directions, passively.
+
+Theory of operation. h11 is written for one endpoint, so each connection drives two of them: a
+SERVER-role parser reads the client's bytes (requests) and a CLIENT-role parser reads the server's
+bytes (responses). Neither ever sends real data; we keep their state machines in step instead:
+
+* when a request is complete, the request parser is handed a synthetic empty response, so it
+  moves on to the next (pipelined) request at once;
+* before the response parser reads a response, it is handed a synthetic request with the method of
+  the oldest unanswered request (HEAD, and 1xx/204/304, then frame correctly). Response bytes that
+  arrive before any request is known wait in a buffer.
+
+A response is paired with the oldest unanswered request, unless its Requestshook id names another
+one or its TCP acknowledgement shows the server had not yet received that request (then it is the
+tail of an exchange whose request was not captured, and is skipped). A gap inside a body of known
+length keeps the framing (the message is marked incomplete); any other gap or unparsable byte puts
+the direction in *hunting* mode: bytes are skipped until something that looks like the start of
+a message (a request line, or a status line) and parsing resumes there with a fresh parser.
+A connection whose first client bytes are not HTTP is skipped and counted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass
+from typing import Protocol
+
+import h11
+
+from .flow import EMPTY, Body, Endpoint, Exchange, Headers, Request, Response, header
+from .stats import Stats
+from .tcp import ConnectionInfo, relative
+
+MAX_BODY = 1 << 20
+MAX_HEAD = 256 << 10  # largest request or status line plus headers
+MAX_FILLER = 64 << 20  # largest gap inside a sized body that is bridged rather than hunted over
+HUNT_KEEP = 4096  # bytes kept while hunting, so a start line split across segments is found
+REQUEST_START = re.compile(rb"(?:^|\n)([A-Z][A-Z_-]{1,19} [!-~]+ HTTP/1\.[01]\r?\n)")
+RESPONSE_START = re.compile(rb"(?:^|\n)(HTTP/1\.[01] [1-5]\d\d[ \r\n])")
+ID_HEADER = "x-requestshook-request-id"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHead:
+    """A request as soon as its head is parsed: enough to name and nest its call."""
+
+    client: Endpoint
+    server: Endpoint
+    method: str
+    target: str
+    version: str
+    headers: Headers
+    ts: float
+
+    def header(self, name: str) -> str | None:
+        return header(self.headers, name)
+
+
+class ExchangeConsumer(Protocol):
+    def request_started(self, head: RequestHead) -> None: ...
+    def exchange_done(self, head: RequestHead, exchange: Exchange) -> None: ...
+
+
+def _looks_like(start: re.Pattern[bytes], payload: bytes) -> bool:
+    """Could these bytes begin an HTTP message? (A start line may still be incomplete.)"""
+    found = start.match(payload[:MAX_HEAD])
+    return found is not None or (len(payload) < 64 and b"\n" not in payload)
+
+
+def _headers(event: h11.Request | h11.Response | h11.InformationalResponse) -> Headers:
+    return tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in event.headers.raw_items())
+
+
+class _BodyBuffer:
+    """Keeps a body up to a bound while counting all of it."""
+
+    __slots__ = ("chunks", "kept", "size", "limit", "damaged")
+
+    def __init__(self, limit: int) -> None:
+        self.chunks: list[bytes] = []
+        self.kept = 0
+        self.size = 0
+        self.limit = limit
+        self.damaged = False  # a gap inside: what follows it is not kept
+
+    def add(self, data: bytes) -> None:
+        self.size += len(data)
+        room = self.limit - self.kept
+        if room > 0 and not self.damaged:
+            piece = data[:room]
+            self.chunks.append(piece)
+            self.kept += len(piece)
+
+    def body(self, encoding: str) -> Body:
+        return Body(b"".join(self.chunks), self.size, encoding) if self.size else EMPTY
+
+
+class _Partial:
+    """A message being read: head fields, where it started, its body so far."""
+
+    __slots__ = ("head", "ts", "seq", "ack", "body", "complete", "length")
+
+    def __init__(self, head, ts: float, seq: int, ack: int, limit: int) -> None:
+        self.head = head
+        self.ts, self.seq, self.ack = ts, seq, ack
+        self.body = _BodyBuffer(limit)
+        self.complete = True
+        length = header(_headers(head), "content-length") if head is not None else None
+        self.length = int(length) if length and length.isdigit() else None
+
+
+class _Pending:
+    """A request whose response is awaited."""
+
+    __slots__ = ("head", "seq", "request", "request_id")
+
+    def __init__(self, head: RequestHead, seq: int) -> None:
+        self.head = head
+        self.seq = seq
+        self.request: Request | None = None  # set once the request is complete
+        self.request_id = head.header(ID_HEADER)
+
+
+class _Direction:
+    """One direction's parser state: h11, where the next message starts, hunting."""
+
+    __slots__ = ("parser", "hunting", "hunt", "start", "partial", "ended", "last_ts")
+
+    def __init__(self) -> None:
+        self.parser: h11.Connection | None = None
+        self.hunting = False
+        self.hunt = b""
+        self.start: tuple[float, int, int] | None = None  # (ts, seq, ack) of the next message
+        self.partial: _Partial | None = None
+        self.ended = False
+        self.last_ts = 0.0
+
+
+class HttpConnection:
+    """StreamHandler that turns one TCP connection into exchanges for an ExchangeConsumer."""
+
+    def __init__(self, info: ConnectionInfo, consumer: ExchangeConsumer, stats: Stats,
+                 max_body: int = MAX_BODY) -> None:
+        self.info = info
+        self.consumer = consumer
+        self.stats = stats
+        self.max_body = max_body
+        self.client_side = info.client_side
+        self.http = True
+        self.requests = _Direction()
+        self.responses = _Direction()
+        # without the handshake, the capture may begin mid-message: hunt for a message start
+        self.requests.hunting = self.responses.hunting = info.client_side is None
+        self.started = False  # some bytes of this connection were recognised as HTTP
+        self.pending: deque[_Pending] = deque()
+        self.waiting = b""  # response bytes that arrived before any request
+        self.waiting_mark: tuple[float, int, int] | None = None
+        self.done_responses: dict[int, Response] = {}  # early responses to incomplete requests
+
+    # -- StreamHandler ---------------------------------------------------------------------
+
+    def data(self, side: int, ts: float, seq: int, ack: int, payload: bytes) -> None:
+        if not self.http:
+            return
+        if self.client_side is None and not self._decide_roles(side, payload):
+            return
+        if side == self.client_side:
+            self._feed_requests(ts, seq, ack, payload)
+        else:
+            self._feed_responses(ts, seq, ack, payload)
+
+    def gap(self, side: int, ts: float, size: int) -> None:
+        if not self.http or self.client_side is None:
+            return
+        direction = self.requests if side == self.client_side else self.responses
+        partial = direction.partial
+        if partial is not None:
+            partial.complete = False
+            partial.body.damaged = True
+            remaining = partial.length - partial.body.size if partial.length is not None else -1
+            if 0 <= size <= remaining and size <= MAX_FILLER and direction.parser is not None:
+                # the gap is inside a body of known length: bridge it and keep the framing
+                direction.parser.receive_data(b"\0" * size)
+                self._drain(direction, ts, 0, 0)
+                return
+            self._abandon(direction, ts)
+        elif side != self.client_side and not direction.parser and self.waiting:
+            self.waiting = b""
+        direction.parser = None
+        direction.hunting = True
+        direction.hunt = b""
+
+    def fin(self, side: int, ts: float) -> None:
+        if not self.http or self.client_side is None:
+            return
+        direction = self.requests if side == self.client_side else self.responses
+        direction.ended = True
+        if direction.parser is not None:
+            direction.parser.receive_data(b"")
+            self._drain(direction, ts, 0, 0)
+
+    def close(self, ts: float) -> None:
+        if not self.http or self.client_side is None:
+            return
+        for side in (self.client_side, 1 - self.client_side):
+            direction = self.requests if side == self.client_side else self.responses
+            if not direction.ended:
+                self.fin(side, ts)
+            if direction.partial is not None:
+                direction.partial.complete = False
+                self._abandon(direction, ts)
+        while self.pending:
+            self._finish(self.pending.popleft(), None)
+
+    # -- roles -----------------------------------------------------------------------------
+
+    def _decide_roles(self, side: int, payload: bytes) -> bool:
+        """Without a handshake, the side that sends a request line is the client."""
+        if REQUEST_START.search(payload[:MAX_HEAD]):
+            self.client_side = side
+        elif RESPONSE_START.search(payload[:MAX_HEAD]):
+            self.client_side = 1 - side
+        else:
+            return False  # mid-message bytes: wait for a recognisable start
+        return True
+
+    # -- requests --------------------------------------------------------------------------
+
+    def _feed_requests(self, ts: float, seq: int, ack: int, payload: bytes) -> None:
+        direction = self.requests
+        if direction.parser is None:
+            if direction.hunting:
+                payload, seq = self._hunt(direction, REQUEST_START, payload, seq)
+                if not payload:
+                    return
+            elif not self.started and not _looks_like(REQUEST_START, payload):
+                self._not_http()
+                return
+            direction.parser = self._new_parser(h11.SERVER)
+        if direction.start is None:
+            direction.start = (ts, seq, ack)
+        direction.parser.receive_data(payload)
+        self._drain(direction, ts, seq, len(payload))
+
+    def _not_http(self) -> None:
+        self.http = False
+        self.stats.count("non_http_streams")
+
+    def _new_parser(self, role: type[h11.CLIENT] | type[h11.SERVER]) -> h11.Connection:
+        return h11.Connection(role, max_incomplete_event_size=MAX_HEAD)
+
+    def _hunt(self, direction: _Direction, pattern: re.Pattern[bytes], payload: bytes,
+              seq: int) -> tuple[bytes, int]:
+        """Skip to the next message start; returns the bytes from there (empty: not found yet)."""
+        data = direction.hunt + payload
+        base = (seq - len(direction.hunt)) & 0xFFFFFFFF
+        found = pattern.search(data)
+        if found is None:
+            keep = data[-HUNT_KEEP:]
+            self.stats.count("skipped_bytes", len(data) - len(keep))
+            direction.hunt = keep
+            return b"", seq
+        start = found.start(1)
+        self.stats.count("skipped_bytes", start)
+        direction.hunt = b""
+        direction.hunting = False
+        return data[start:], (base + start) & 0xFFFFFFFF
+
+    # -- responses -------------------------------------------------------------------------
+
+    def _feed_responses(self, ts: float, seq: int, ack: int, payload: bytes) -> None:
+        direction = self.responses
+        if direction.parser is None and direction.hunting:
+            payload, seq = self._hunt(direction, RESPONSE_START, payload, seq)
+            if not payload:
+                return
+        elif not self.started and not _looks_like(RESPONSE_START, payload):
+            self._not_http()  # the server spoke first, and not HTTP
+            return
+        if direction.parser is None and not self._arm_response_parser(ts, seq, ack, payload):
+            return
+        if direction.start is None:
+            direction.start = (ts, seq, ack)
+        direction.parser.receive_data(payload)
+        self._drain(direction, ts, seq, len(payload))
+
+    def _arm_response_parser(self, ts: float, seq: int, ack: int, payload: bytes) -> bool:
+        """Give the response parser a request to answer, or park the bytes until there is one."""
+        if not self.pending:
+            if self.waiting_mark is None:
+                self.waiting_mark = (ts, seq, ack)
+            self.waiting += payload
+            if len(self.waiting) > MAX_HEAD + self.max_body:  # nothing will claim it: drop
+                self.stats.count("skipped_bytes", len(self.waiting))
+                self.waiting, self.waiting_mark = b"", None
+                self.responses.hunting = True
+            return False
+        parser = self._new_parser(h11.CLIENT)
+        self._send_synthetic_request(parser, self.pending[0])
+        self.responses.parser = parser
+        return True
+
+    @staticmethod
+    def _send_synthetic_request(parser: h11.Connection, pending: _Pending) -> None:
+        method = pending.head.method
+        parser.send(h11.Request(method=method, target="/", headers=[("Host", "x")]))
+        parser.send(h11.EndOfMessage())
+
+    def _release_waiting(self) -> None:
+        """Response bytes that arrived before their request: feed them now that it is known."""
+        if not self.waiting or self.responses.parser is not None:
+            return
+        data, mark = self.waiting, self.waiting_mark
+        self.waiting, self.waiting_mark = b"", None
+        assert mark is not None
+        self._feed_responses(mark[0], mark[1], mark[2], data)
+
+    # -- h11 events ------------------------------------------------------------------------
+
+    def _drain(self, direction: _Direction, ts: float, seq: int, fed: int) -> None:
+        parser = direction.parser
+        while parser is not None and direction.parser is parser:
+            try:
+                event = parser.next_event()
+            except h11.RemoteProtocolError:
+                if not self.started:  # the very first message failed: not an HTTP stream
+                    self._not_http()
+                    return
+                self.stats.count("http_errors")
+                if direction.partial is not None:
+                    direction.partial.complete = False
+                    self._abandon(direction, ts)
+                direction.parser = None
+                direction.hunting = True
+                direction.hunt = b""
+                return
+            if event is h11.NEED_DATA or event is h11.PAUSED:
+                return
+            if isinstance(event, h11.ConnectionClosed):
+                direction.parser = None
+                return
+            if direction is self.requests:
+                self._on_request_event(parser, event, ts, seq, fed)
+            else:
+                self._on_response_event(parser, event, ts, seq, fed)
+
+    def _next_start(self, parser: h11.Connection, ts: float, seq: int, fed: int, ack: int
+                    ) -> tuple[float, int, int] | None:
+        """Where the following message begins: in this segment's leftover bytes, or later."""
+        left = len(parser.trailing_data[0])
+        if not left:
+            return None
+        return ts, (seq + fed - left) & 0xFFFFFFFF, ack
+
+    def _on_request_event(self, parser: h11.Connection, event, ts: float, seq: int, fed: int
+                          ) -> None:
+        direction = self.requests
+        if isinstance(event, h11.Request):
+            start_ts, start_seq, start_ack = direction.start or (ts, seq, 0)
+            partial = _Partial(event, start_ts, start_seq, start_ack, self.max_body)
+            direction.partial = partial
+            client, server = self._endpoints()
+            head = RequestHead(client, server, event.method.decode("latin-1"),
+                               event.target.decode("latin-1"),
+                               event.http_version.decode("latin-1"), _headers(event), start_ts)
+            partial.head = head
+            self.started = True
+            self.pending.append(_Pending(head, start_seq))
+            self.stats.count("requests")
+            self.consumer.request_started(head)
+            if len(self.pending) == 1:
+                self._release_waiting()
+        elif isinstance(event, h11.Data):
+            if direction.partial is not None:
+                direction.partial.body.add(event.data)
+        elif isinstance(event, h11.EndOfMessage):
+            start_ack = direction.start[2] if direction.start else 0
+            self._complete_request(ts)
+            direction.start = self._next_start(parser, ts, seq, fed, start_ack)
+            parser.send(h11.Response(status_code=200, headers=[("Content-Length", "0")]))
+            parser.send(h11.EndOfMessage())
+            if parser.our_state is h11.DONE and parser.their_state is h11.DONE:
+                parser.start_next_cycle()
+            else:
+                direction.parser = None  # the client said close: nothing more to read here
+                direction.hunting = True
+
+    def _complete_request(self, ts: float) -> None:
+        direction = self.requests
+        partial = direction.partial
+        direction.partial = None
+        if partial is None:
+            return
+        head: RequestHead = partial.head
+        request = Request(head.method, head.target, head.version, head.headers,
+                          partial.body.body(head.header("content-encoding") or ""),
+                          partial.ts, ts, partial.complete)
+        for pending in self.pending:
+            if pending.head is head:
+                pending.request = request
+                early = self.done_responses.pop(id(pending), None)
+                if early is not None:
+                    self.pending.remove(pending)
+                    self._finish(pending, early)
+                break
+
+    def _on_response_event(self, parser: h11.Connection, event, ts: float, seq: int, fed: int
+                           ) -> None:
+        direction = self.responses
+        if isinstance(event, h11.InformationalResponse):
+            if event.status_code == 101:
+                self._not_http()  # switched protocols: the rest is not HTTP/1.1
+            direction.start = self._next_start(parser, ts, seq, fed, direction.start[2]
+                                               if direction.start else 0)
+            return
+        if isinstance(event, h11.Response):
+            start_ts, start_seq, start_ack = direction.start or (ts, seq, 0)
+            direction.partial = _Partial(event, start_ts, start_seq, start_ack, self.max_body)
+            self.started = True
+        elif isinstance(event, h11.Data):
+            if direction.partial is not None:
+                direction.partial.body.add(event.data)
+        elif isinstance(event, h11.EndOfMessage):
+            start_ack = direction.start[2] if direction.start else 0
+            self._complete_response(ts)
+            direction.start = self._next_start(parser, ts, seq, fed, start_ack)
+            if parser.our_state is h11.DONE and parser.their_state is h11.DONE:
+                parser.start_next_cycle()
+                if self.pending:
+                    self._send_synthetic_request(parser, self.pending[0])
+                else:
+                    # nothing to answer yet: park what follows until a request arrives
+                    self.waiting = parser.trailing_data[0]
+                    self.waiting_mark = direction.start
+                    direction.parser = None
+            else:
+                direction.parser = None
+                direction.hunting = True
+
+    def _complete_response(self, ts: float) -> None:
+        direction = self.responses
+        partial = direction.partial
+        direction.partial = None
+        if partial is None:
+            return
+        event: h11.Response = partial.head
+        headers = _headers(event)
+        response = Response(event.status_code, event.reason.decode("latin-1"),
+                            event.http_version.decode("latin-1"), headers,
+                            partial.body.body(header(headers, "content-encoding") or ""),
+                            partial.ts, ts, partial.complete)
+        self.stats.count("responses")
+        owner = self._owner(response, partial.ack)
+        if owner is None:
+            self.stats.count("orphan_responses")
+            return
+        if owner.request is None:  # answered before the request body ended
+            self.done_responses[id(owner)] = response
+            return
+        self.pending.remove(owner)
+        self._finish(owner, response)
+
+    def _owner(self, response: Response, ack: int) -> _Pending | None:
+        """The pending request a response answers (see the module docstring)."""
+        request_id = response.header(ID_HEADER)
+        if request_id:
+            for pending in self.pending:
+                if pending.request_id == request_id:
+                    while self.pending[0] is not pending:  # older requests lost their responses
+                        self._finish(self.pending.popleft(), None)
+                    return pending
+        if not self.pending:
+            return None
+        oldest = self.pending[0]
+        if ack and relative(ack, oldest.seq) <= 0:
+            return None  # sent before the server had this request: an older, unseen exchange
+        return oldest
+
+    def _abandon(self, direction: _Direction, ts: float) -> None:
+        """Finish the message in progress as incomplete."""
+        if direction is self.requests:
+            self._complete_request(ts)
+        else:
+            self._complete_response(ts)
+        direction.start = None
+
+    def _finish(self, pending: _Pending, response: Response | None) -> None:
+        request = pending.request
+        if request is None:  # the request itself never completed
+            head = pending.head
+            request = Request(head.method, head.target, head.version, head.headers, EMPTY,
+                              head.ts, head.ts, False)
+        if response is None:
+            response = self.done_responses.pop(id(pending), None)
+        head = pending.head
+        self.consumer.exchange_done(head, Exchange(head.client, head.server, request, response))
+
+    def _endpoints(self) -> tuple[Endpoint, Endpoint]:
+        ends = self.info.endpoints
+        return ends[self.client_side], ends[1 - self.client_side]

@@ -1,0 +1,77 @@
+"""Wire a frame source to sinks: decode, reassemble, parse HTTP, correlate, render.
+
+Nothing here knows whether frames come from files or an interface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .apiref import OperationIndex
+from .correlate import Correlator
+from .decode import Undecodable, decode
+from .flow import Call, FlowMessage
+from .http import MAX_BODY, HttpConnection
+from .pcapfile import Frame
+from .render.sink import Sink
+from .services import ServiceMap
+from .stats import Stats
+from .tcp import ConnectionInfo, Reassembler
+
+
+@dataclass
+class Options:
+    max_body: int = MAX_BODY
+    services: ServiceMap | None = None
+
+
+class Pipeline:
+    """Feed frames in; sinks receive numbered messages and finished calls."""
+
+    def __init__(self, sinks: Iterable[Sink], options: Options | None = None) -> None:
+        options = options or Options()
+        self.sinks = list(sinks)
+        self.stats = Stats()
+        self.correlator = Correlator(options.services or ServiceMap(), OperationIndex(),
+                                     self.stats, self._message, self._call)
+        max_body = options.max_body
+
+        def connection(info: ConnectionInfo) -> HttpConnection:
+            return HttpConnection(info, self.correlator, self.stats, max_body)
+
+        self.reassembler = Reassembler(connection, self.stats)
+
+    def _message(self, message: FlowMessage) -> None:
+        for sink in self.sinks:
+            sink.message(message)
+
+    def _call(self, call: Call) -> None:
+        for sink in self.sinks:
+            sink.call(call)
+
+    def feed(self, frame: Frame) -> None:
+        stats = self.stats
+        stats.packets += 1
+        stats.bytes += frame.wirelen
+        try:
+            segment = decode(frame.ts, frame.linktype, frame.data, frame.wirelen)
+        except Undecodable as reason:
+            stats.count(str(reason))
+            return
+        except (IndexError, ValueError, OSError):  # a frame too short for its own headers
+            stats.count("not_ip")
+            return
+        self.reassembler.feed(segment)
+
+    def run(self, frames: Iterable[Frame]) -> None:
+        for frame in frames:
+            self.feed(frame)
+
+    def finish(self) -> Stats:
+        """End of input: close connections, emit what is left, close the sinks."""
+        self.reassembler.flush()
+        self.correlator.flush()
+        for sink in self.sinks:
+            sink.close(self.stats)
+        return self.stats

@@ -1,0 +1,39 @@
+"""The terminal view: one line per message, indented by nesting depth."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TextIO
+
+from ..flow import FlowMessage
+from .sink import Sink
+from .text import title
+
+
+def line(message: FlowMessage) -> str:
+    call = message.call
+    shown = call.request if message.is_request else call.response
+    clock = datetime.fromtimestamp(shown.ts, UTC).strftime("%H:%M:%S.%f")[:-3]
+    indent = "  " * call.depth
+    if message.is_request:
+        text = f"{indent}{call.caller} → {call.callee}  {title(message)}"
+    else:
+        text = f"{indent}{call.caller} ← {call.callee}  {title(message)}"
+        if call.duration is not None:
+            text += f"  ({call.duration * 1000:.1f} ms)"
+    if (message.is_request and not call.request.complete) or (
+        not message.is_request and not call.response.complete
+    ):
+        text += "  [incomplete]"
+    elif message.is_request and call.response is None:
+        text += "  [no response]"
+    return f"{message.number:>4} {clock} {text}"
+
+
+class ConsoleSink(Sink):
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def message(self, message: FlowMessage) -> None:
+        self.stream.write(line(message) + "\n")
+        self.stream.flush()

@@ -1,0 +1,79 @@
+"""calls.jsonl: one JSON object per call, written when the call's messages are numbered.
+
+The schema is documented in the README ("calls.jsonl").
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from ..flow import Body, Call, Exchange, Headers
+from .sink import FileSink
+
+
+def timestamp(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _address(endpoint: tuple[str, int]) -> str:
+    host, port = endpoint
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _headers(headers: Headers) -> list[list[str]]:
+    return [[name, value] for name, value in headers]
+
+
+def _body(body: Body) -> dict:
+    return {"size": body.size, "kept": len(body.data), "encoding": body.encoding or None}
+
+
+def hop_record(hop: Exchange) -> dict:
+    response = hop.response
+    return {
+        "client": _address(hop.client),
+        "server": _address(hop.server),
+        "method": hop.request.method,
+        "target": hop.request.target,
+        "status": response.status if response else None,
+        "request_time": timestamp(hop.request.ts),
+        "response_time": timestamp(response.end_ts if response else None),
+        "incomplete": not hop.complete,
+    }
+
+
+def call_record(call: Call) -> dict:
+    request, response = call.request, call.response
+    operation = call.operation
+    return {
+        "id": call.id,
+        "numbers": call.numbers,
+        "caller": call.caller,
+        "callee": call.callee,
+        "method": request.method,
+        "path": request.path,
+        "query": request.query,
+        "status": response.status if response else None,
+        "reason": response.reason if response else None,
+        "request_time": timestamp(request.ts),
+        "response_time": timestamp(response.end_ts if response else None),
+        "duration_ms": round(call.duration * 1000, 3) if call.duration is not None else None,
+        "parent": call.parent.id if call.parent else None,
+        "depth": call.depth,
+        "operation": {"title": operation.title, "url": operation.url} if operation else None,
+        "hops": [hop_record(hop) for hop in call.hops],
+        "request": {"headers": _headers(request.headers), "body": _body(request.body)},
+        "response": (
+            {"headers": _headers(response.headers), "body": _body(response.body)}
+            if response else None
+        ),
+        "incomplete": not call.complete,
+    }
+
+
+class JsonlSink(FileSink):
+    def call(self, call: Call) -> None:
+        self.out.write(json.dumps(call_record(call), ensure_ascii=False) + "\n")

@@ -1,0 +1,28 @@
+"""The plain log: every message with its headers and body, as the original requestshook wrote it."""
+
+from __future__ import annotations
+
+from ..flow import FlowMessage
+from .sink import FileSink
+from .text import body_block, header_lines, parts, url
+
+
+def entry(message: FlowMessage) -> str:
+    call = message.call
+    request = call.request
+    if message.is_request:
+        first = f"### ({call.caller}) REQ >>> ({call.callee}) : {request.method} {url(message)}"
+    else:
+        response = call.response
+        first = (f"### ({call.caller}) RESP <<< ({call.callee}) : "
+                 f"{response.status} {response.reason} {request.method} {url(message)}")
+    headers, body = parts(message)
+    lines = [first, *header_lines(headers), ""]
+    if body.size:
+        lines += [body_block(message)[1], ""]
+    return "\n".join(lines) + "\n"
+
+
+class LogSink(FileSink):
+    def message(self, message: FlowMessage) -> None:
+        self.out.write(entry(message))

@@ -1,0 +1,35 @@
+"""What several formats say about a message: its title, arrow, headers, body and URL."""
+
+from __future__ import annotations
+
+from ..content import display
+from ..flow import Body, FlowMessage, Headers
+
+
+def parts(message: FlowMessage) -> tuple[Headers, Body]:
+    """The headers and body a message shows (a missing response shows nothing)."""
+    call = message.call
+    shown = call.request if message.is_request else call.response
+    return (shown.headers, shown.body) if shown is not None else ((), Body(b"", 0))
+
+
+def title(message: FlowMessage) -> str:
+    """`METHOD PATH` for a request, `STATUS REASON PATH` for a response."""
+    call = message.call
+    if message.is_request or call.response is None:
+        return f"{call.request.method} {call.request.target}"
+    return f"{call.response.status} {call.response.reason} {call.request.target}"
+
+
+def header_lines(headers: Headers) -> list[str]:
+    return [f"{name}: {value}" for name, value in headers]
+
+
+def body_block(message: FlowMessage) -> tuple[str, str]:
+    return display(parts(message)[1])
+
+
+def url(message: FlowMessage) -> str:
+    request = message.call.request
+    host = request.header("host") or "{}:{}".format(*message.call.hop.server)
+    return f"http://{host}{request.target}"
