@@ -89,7 +89,7 @@ class CaptureReader:
             yield Frame(sec + frac / ticks, linktype, data, wirelen)
 
     def _pcapng(self, first: bytes) -> Iterator[Frame]:
-        """Blocks until the end; `first` is the first section header's length and byte-order mark."""
+        """Blocks to the end; `first`: the first section header's length and byte-order mark."""
         order = "<"
         interfaces: list[tuple[int, float]] = []  # (linktype, seconds per tick)
         raw_type: bytes | None = PCAPNG_SHB

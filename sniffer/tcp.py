@@ -62,7 +62,8 @@ HandlerFactory = Callable[[ConnectionInfo], StreamHandler]
 
 
 class _Direction:
-    __slots__ = ("next_seq", "pending", "pending_bytes", "fin_seq", "done", "hole_since", "acked")
+    __slots__ = ("next_seq", "pending", "pending_bytes", "fin_seq", "done", "hole_since",
+                 "hole_at", "acked")
 
     def __init__(self) -> None:
         self.next_seq: int | None = None
@@ -71,6 +72,7 @@ class _Direction:
         self.fin_seq: int | None = None
         self.done = False
         self.hole_since = 0  # packet count when the current hole was first acknowledged
+        self.hole_at: int | None = None  # where that hole starts
         self.acked: int | None = None  # highest ack the peer sent for this direction
 
 
@@ -116,7 +118,8 @@ class Connection:
         self._check_holes(seg.ts)
         self._check_fin(side, seg.ts)
 
-    def _segment(self, side: int, ts: float, seq: int, ack: int, payload: bytes, missing: int) -> None:
+    def _segment(self, side: int, ts: float, seq: int, ack: int, payload: bytes,
+                 missing: int) -> None:
         this = self.sides[side]
         if missing:  # the snap length cut the end: what we have, then a hole for the rest
             self.stats.count("snapped_packets")
@@ -169,7 +172,6 @@ class Connection:
         self.stats.count("gap_bytes", size)
         self.handler.gap(side, ts, size)
         this.next_seq = (this.next_seq + size) & MASK
-        this.hole_since = 0
 
     def _drain(self, side: int) -> None:
         """Deliver buffered segments that the expected sequence number has reached."""
@@ -213,8 +215,8 @@ class Connection:
                 continue
             if relative(this.acked, this.next_seq) <= 0:
                 continue
-            if not this.hole_since:
-                this.hole_since = self.packets
+            if this.hole_at != this.next_seq:  # a new hole: start counting
+                this.hole_at, this.hole_since = this.next_seq, self.packets
             elif self.packets - this.hole_since >= PATIENCE:
                 self._skip_hole(side, ts)
 
@@ -282,7 +284,8 @@ class Reassembler:
         side = conn.side_of(seg)
         return conn.closed or conn.isn[side] != seg.seq
 
-    def _open(self, key: tuple[Endpoint, Endpoint], seg: Segment, opening: int) -> Connection | None:
+    def _open(self, key: tuple[Endpoint, Endpoint], seg: Segment,
+              opening: int) -> Connection | None:
         if not (seg.payload or seg.missing or seg.flags & (SYN | FIN)):
             return None  # a pure ACK of a connection we never saw: nothing to follow
         remembered = self.closed.pop(key, None)

@@ -23,7 +23,8 @@ def section(message: FlowMessage, label: str) -> str:
     heading = title(message)
     attr = heading.replace('"', "'")
     arrow = "-->" if message.is_request else "<--"
-    lines = ["", f"### ({message.number}) {heading}", f"`{call.caller}` {arrow} `{call.callee}`", ""]
+    lines = ["", f"### ({message.number}) {heading}"]
+    lines += [f"`{call.caller}` {arrow} `{call.callee}`", ""]
     if message.is_request and call.operation is not None:
         operation = call.operation
         lines += [f'!!! reference "{label}"', f"{INDENT}[{operation.title}]({operation.url})", ""]
