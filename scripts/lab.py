@@ -19,19 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import socket
 import socketserver
-import sys
 import threading
-import time
 from pathlib import Path
 
-import dpkt
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from sniffer.afpacket import LiveCapture  # noqa: E402
-from sniffer.decode import Undecodable, decode  # noqa: E402
+from loopback import capture, write_pcap
 
 HOST = "127.0.0.1"
 FRONT_DOOR = (HOST, 80)
@@ -125,11 +118,17 @@ class Lab:
             call_id = header(call["headers"], ID_HEADER)
             service, _, _ = route(call["path"])
             self.calls[call_id] = call
-            self.truth.append({
-                "id": call_id, "caller": call["caller"], "callee": service,
-                "method": call["method"], "path": call["path"],
-                "status": call["response"]["status"], "parent": parent,
-            })
+            self.truth.append(
+                {
+                    "id": call_id,
+                    "caller": call["caller"],
+                    "callee": service,
+                    "method": call["method"],
+                    "path": call["path"],
+                    "status": call["response"]["status"],
+                    "parent": parent,
+                }
+            )
             self._index(call.get("calls", []), call_id)
 
     # -- caller side -----------------------------------------------------------------------
@@ -137,8 +136,9 @@ class Lab:
     def perform(self, call: dict) -> None:
         session = self.sessions.setdefault(call["caller"], Session())
         body = encode_body(call["body"])
-        request = serialize(f"{call['method']} {call['path']} HTTP/1.1",
-                            with_length(call["headers"], body), body)
+        request = serialize(
+            f"{call['method']} {call['path']} HTTP/1.1", with_length(call["headers"], body), body
+        )
         reply = session.exchange(FRONT_DOOR, request)
         if reply is None or not reply[0].startswith(f"HTTP/1.1 {call['response']['status']} "):
             raise RuntimeError(f"unexpected reply to {call['method']} {call['path']}: {reply}")
@@ -150,8 +150,11 @@ class Lab:
             self.perform(child)
         response = call["response"]
         body = encode_body(response["body"])
-        return serialize(f"HTTP/1.1 {response['status']} {response['reason']}",
-                         with_length(response["headers"], body), body)
+        return serialize(
+            f"HTTP/1.1 {response['status']} {response['reason']}",
+            with_length(response["headers"], body),
+            body,
+        )
 
     def handler(self, front_door: bool):
         lab = self
@@ -174,8 +177,11 @@ class Lab:
         if front_door:
             _, prefix, backend = route(path)
             if backend is not None:  # the proxied leg, with the backend's own request line
-                leg = serialize(f"{method} {path[len(prefix):]} HTTP/1.1",
-                                with_length(call["backend_headers"], body), body)
+                leg = serialize(
+                    f"{method} {path[len(prefix) :]} HTTP/1.1",
+                    with_length(call["backend_headers"], body),
+                    body,
+                )
                 status, headers, reply = proxy.exchange(backend, leg)
                 return serialize(status, headers, reply)
         return self.answer(call)
@@ -207,34 +213,15 @@ def run(scenario_path: str, pcap_path: str) -> list[dict]:
     scenario = json.loads(Path(scenario_path).read_text())
     lab = Lab(scenario)
     lab.start()
-    ports = capture_ports()
-    capture = LiveCapture("lo")
 
-    def ours(data: bytes) -> bool:
+    def play() -> None:
         try:
-            segment = decode(0.0, 1, data, len(data))
-        except (Undecodable, IndexError, ValueError, OSError):
-            return False
-        return segment.sport in ports or segment.dport in ports
+            for call in scenario["calls"]:
+                lab.perform(call)
+        finally:
+            lab.stop()
 
-    frames: list = []
-    reader = threading.Thread(target=lambda: frames.extend(capture.frames(ours)))
-    reader.start()
-    time.sleep(0.2)
-    try:
-        for call in scenario["calls"]:
-            lab.perform(call)
-    finally:
-        lab.stop()
-        time.sleep(0.3)  # let the FINs through
-        capture.stop()
-        reader.join()
-    temp = pcap_path + ".tmp"
-    with open(temp, "wb") as out:
-        writer = dpkt.pcap.Writer(out, snaplen=262144, linktype=dpkt.pcap.DLT_EN10MB, nano=False)
-        for frame in frames:
-            writer.writepkt(frame.data, ts=frame.ts)
-    os.replace(temp, pcap_path)
+    write_pcap(pcap_path, capture(capture_ports(), play))
     Path(pcap_path).with_suffix(".truth.json").write_text(json.dumps(lab.truth, indent=2) + "\n")
     return lab.truth
 

@@ -58,24 +58,58 @@ def explain(stats: Stats) -> str | None:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-r", "--read", "files", multiple=True, metavar="FILE",
-              help="Read a pcap/pcapng capture (repeat to merge several in time order).")
-@click.option("-o", "--output", metavar="DIR",
-              help="Write body.md, diagram.md, index.md, log.md and calls.jsonl into DIR.")
-@click.option("--max-body", default="1M", show_default=True, metavar="SIZE",
-              help="Keep at most SIZE bytes of each body for display (framing is followed to "
-                   "the end regardless).")
-@click.option("--services", "services_file", metavar="FILE",
-              help="TOML file naming services by port, address or path prefix.")
-@click.option("--lang", type=click.Choice(["en", "ko"]), default="en", show_default=True,
-              help="Language of the document labels.")
-@click.option("--show-secrets", is_flag=True,
-              help="Do not redact tokens and passwords (redaction is not implemented yet: "
-                   "outputs currently show secrets as captured).")
+@click.option(
+    "-r",
+    "--read",
+    "files",
+    multiple=True,
+    metavar="FILE",
+    help="Read a pcap/pcapng capture (repeat to merge several in time order).",
+)
+@click.option(
+    "-o",
+    "--output",
+    metavar="DIR",
+    help="Write body.md, diagram.md, index.md, log.md and calls.jsonl into DIR.",
+)
+@click.option(
+    "--max-body",
+    default="1M",
+    show_default=True,
+    metavar="SIZE",
+    help="Keep at most SIZE bytes of each body for display (framing is followed to "
+    "the end regardless).",
+)
+@click.option(
+    "--services",
+    "services_file",
+    metavar="FILE",
+    help="TOML file naming services by port, address or path prefix.",
+)
+@click.option(
+    "--lang",
+    type=click.Choice(["en", "ko"]),
+    default="en",
+    show_default=True,
+    help="Language of the document labels.",
+)
+@click.option(
+    "--show-secrets",
+    is_flag=True,
+    help="Do not redact tokens and passwords (redaction is not implemented yet: "
+    "outputs currently show secrets as captured).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Do not print the flow on the terminal.")
 @click.version_option(__version__, "-V", "--version")
-def main(files: tuple[str, ...], output: str | None, max_body: str, services_file: str | None,
-         lang: str, show_secrets: bool, quiet: bool) -> None:
+def main(
+    files: tuple[str, ...],
+    output: str | None,
+    max_body: str,
+    services_file: str | None,
+    lang: str,
+    show_secrets: bool,
+    quiet: bool,
+) -> None:
     """Rebuild the call flow of OpenStack services from captured HTTP/1.1 traffic.
 
     \b
@@ -104,8 +138,11 @@ def main(files: tuple[str, ...], output: str | None, max_body: str, services_fil
     for reader in readers:
         reader.stream.close()
         if reader.truncated:
-            click.echo(f"warning: {reader.path}: cut short mid-record; "
-                       "everything before the cut was processed", err=True)
+            click.echo(
+                f"warning: {reader.path}: cut short mid-record; "
+                "everything before the cut was processed",
+                err=True,
+            )
     click.echo(stats.summary(), err=True)
     reason = explain(stats)
     if reason:

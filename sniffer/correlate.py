@@ -47,9 +47,15 @@ class _Track:
 class Correlator:
     """ExchangeConsumer that emits FlowMessages in order, and each Call once it is numbered."""
 
-    def __init__(self, services: ServiceMap, operations: OperationIndex, stats: Stats,
-                 on_message: Callable[[FlowMessage], None],
-                 on_call: Callable[[Call], None], slack: float = SLACK) -> None:
+    def __init__(
+        self,
+        services: ServiceMap,
+        operations: OperationIndex,
+        stats: Stats,
+        on_message: Callable[[FlowMessage], None],
+        on_call: Callable[[Call], None],
+        slack: float = SLACK,
+    ) -> None:
         self.services = services
         self.operations = operations
         self.stats = stats
@@ -101,16 +107,21 @@ class Correlator:
         path = head.target.split("?", 1)[0]
         for track in reversed(self.active.values()):
             front = track.heads[0]
-            if (not track.settled and len(track.heads) == 1 and front.method == head.method
-                    and front.target.split("?", 1)[0].endswith(path)
-                    and front.server[1] in self.services.front_door_ports):
+            if (
+                not track.settled
+                and len(track.heads) == 1
+                and front.method == head.method
+                and front.target.split("?", 1)[0].endswith(path)
+                and front.server[1] in self.services.front_door_ports
+            ):
                 return track
         return None
 
     def _new_call(self, head: RequestHead) -> _Track:
         request_id = head.header(ID_HEADER)
-        caller = self.services.caller(head.header(FROM_HEADER), head.header("user-agent"),
-                                      head.client)
+        caller = self.services.caller(
+            head.header(FROM_HEADER), head.header("user-agent"), head.client
+        )
         callee = self.services.callee(head.server, head.target.split("?", 1)[0])
         parent = self._parent_of(caller, head.ts)
         call = Call(
@@ -150,8 +161,9 @@ class Correlator:
         if not call.complete:
             self.stats.count("incomplete_calls")
         service_root = self._service_path(call)
-        call.operation = self.operations.match(SERVICE_TYPES.get(call.callee), call.request.method,
-                                               service_root)
+        call.operation = self.operations.match(
+            SERVICE_TYPES.get(call.callee), call.request.method, service_root
+        )
         heapq.heappush(self.ready, (call.request.ts, next(self.order), "request", track))
         if call.response is not None:
             heapq.heappush(self.ready, (call.response.ts, next(self.order), "response", track))
@@ -163,7 +175,7 @@ class Correlator:
         if hop.server[1] in self.services.front_door_ports:
             found = self.services.prefix_of(path)
             if found:
-                path = path[len(found[0].rstrip("/")):] or "/"
+                path = path[len(found[0].rstrip("/")) :] or "/"
         return path
 
     def advance(self, now: float, final: bool = False) -> None:

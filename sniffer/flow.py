@@ -45,6 +45,7 @@ class Request:
     ts: float  # first byte seen
     end_ts: float  # last byte seen
     complete: bool = True
+    trailers: Headers = ()  # sent after a chunked body
 
     @property
     def path(self) -> str:
@@ -68,6 +69,7 @@ class Response:
     ts: float
     end_ts: float
     complete: bool = True
+    trailers: Headers = ()
     informational: tuple[int, ...] = ()  # 1xx statuses that came before this one
 
     def header(self, name: str) -> str | None:

@@ -99,13 +99,14 @@ class _BodyBuffer:
 class _Partial:
     """A message being read: head fields, where it started, its body so far."""
 
-    __slots__ = ("head", "ts", "seq", "ack", "body", "complete", "length")
+    __slots__ = ("head", "ts", "seq", "ack", "body", "complete", "length", "trailers")
 
     def __init__(self, head, ts: float, seq: int, ack: int, limit: int) -> None:
         self.head = head
         self.ts, self.seq, self.ack = ts, seq, ack
         self.body = _BodyBuffer(limit)
         self.complete = True
+        self.trailers: Headers = ()
         length = header(_headers(head), "content-length") if head is not None else None
         self.length = int(length) if length and length.isdigit() else None
 
@@ -125,7 +126,7 @@ class _Pending:
 class _Direction:
     """One direction's parser state: h11, where the next message starts, hunting."""
 
-    __slots__ = ("parser", "hunting", "hunt", "start", "partial", "ended", "last_ts")
+    __slots__ = ("parser", "hunting", "hunt", "start", "partial", "ended", "informational")
 
     def __init__(self) -> None:
         self.parser: h11.Connection | None = None
@@ -134,14 +135,19 @@ class _Direction:
         self.start: tuple[float, int, int] | None = None  # (ts, seq, ack) of the next message
         self.partial: _Partial | None = None
         self.ended = False
-        self.last_ts = 0.0
+        self.informational: list[int] = []  # 1xx statuses before the coming final response
 
 
 class HttpConnection:
     """StreamHandler that turns one TCP connection into exchanges for an ExchangeConsumer."""
 
-    def __init__(self, info: ConnectionInfo, consumer: ExchangeConsumer, stats: Stats,
-                 max_body: int = MAX_BODY) -> None:
+    def __init__(
+        self,
+        info: ConnectionInfo,
+        consumer: ExchangeConsumer,
+        stats: Stats,
+        max_body: int = MAX_BODY,
+    ) -> None:
         self.info = info
         self.consumer = consumer
         self.stats = stats
@@ -250,8 +256,9 @@ class HttpConnection:
     def _new_parser(self, role: type[h11.CLIENT] | type[h11.SERVER]) -> h11.Connection:
         return h11.Connection(role, max_incomplete_event_size=MAX_HEAD)
 
-    def _hunt(self, direction: _Direction, pattern: re.Pattern[bytes], payload: bytes,
-              seq: int) -> tuple[bytes, int]:
+    def _hunt(
+        self, direction: _Direction, pattern: re.Pattern[bytes], payload: bytes, seq: int
+    ) -> tuple[bytes, int]:
         """Skip to the next message start; returns the bytes from there (empty: not found yet)."""
         data = direction.hunt + payload
         base = (seq - len(direction.hunt)) & 0xFFFFFFFF
@@ -345,25 +352,33 @@ class HttpConnection:
             else:
                 self._on_response_event(parser, event, ts, seq, fed)
 
-    def _next_start(self, parser: h11.Connection, ts: float, seq: int, fed: int, ack: int
-                    ) -> tuple[float, int, int] | None:
+    def _next_start(
+        self, parser: h11.Connection, ts: float, seq: int, fed: int, ack: int
+    ) -> tuple[float, int, int] | None:
         """Where the following message begins: in this segment's leftover bytes, or later."""
         left = len(parser.trailing_data[0])
         if not left:
             return None
         return ts, (seq + fed - left) & 0xFFFFFFFF, ack
 
-    def _on_request_event(self, parser: h11.Connection, event, ts: float, seq: int, fed: int
-                          ) -> None:
+    def _on_request_event(
+        self, parser: h11.Connection, event, ts: float, seq: int, fed: int
+    ) -> None:
         direction = self.requests
         if isinstance(event, h11.Request):
             start_ts, start_seq, start_ack = direction.start or (ts, seq, 0)
             partial = _Partial(event, start_ts, start_seq, start_ack, self.max_body)
             direction.partial = partial
             client, server = self._endpoints()
-            head = RequestHead(client, server, event.method.decode("latin-1"),
-                               event.target.decode("latin-1"),
-                               event.http_version.decode("latin-1"), _headers(event), start_ts)
+            head = RequestHead(
+                client,
+                server,
+                event.method.decode("latin-1"),
+                event.target.decode("latin-1"),
+                event.http_version.decode("latin-1"),
+                _headers(event),
+                start_ts,
+            )
             partial.head = head
             self.started = True
             self.pending.append(_Pending(head, start_seq))
@@ -376,6 +391,8 @@ class HttpConnection:
                 direction.partial.body.add(event.data)
         elif isinstance(event, h11.EndOfMessage):
             start_ack = direction.start[2] if direction.start else 0
+            if direction.partial is not None:
+                direction.partial.trailers = _headers(event)
             self._complete_request(ts)
             direction.start = self._next_start(parser, ts, seq, fed, start_ack)
             parser.send(h11.Response(status_code=200, headers=[("Content-Length", "0")]))
@@ -393,9 +410,17 @@ class HttpConnection:
         if partial is None:
             return
         head: RequestHead = partial.head
-        request = Request(head.method, head.target, head.version, head.headers,
-                          partial.body.body(head.header("content-encoding") or ""),
-                          partial.ts, ts, partial.complete)
+        request = Request(
+            head.method,
+            head.target,
+            head.version,
+            head.headers,
+            partial.body.body(head.header("content-encoding") or ""),
+            partial.ts,
+            ts,
+            partial.complete,
+            partial.trailers,
+        )
         for pending in self.pending:
             if pending.head is head:
                 pending.request = request
@@ -405,14 +430,17 @@ class HttpConnection:
                     self._finish(pending, early)
                 break
 
-    def _on_response_event(self, parser: h11.Connection, event, ts: float, seq: int, fed: int
-                           ) -> None:
+    def _on_response_event(
+        self, parser: h11.Connection, event, ts: float, seq: int, fed: int
+    ) -> None:
         direction = self.responses
         if isinstance(event, h11.InformationalResponse):
             if event.status_code == 101:
                 self._not_http()  # switched protocols: the rest is not HTTP/1.1
-            direction.start = self._next_start(parser, ts, seq, fed, direction.start[2]
-                                               if direction.start else 0)
+            direction.informational.append(event.status_code)
+            direction.start = self._next_start(
+                parser, ts, seq, fed, direction.start[2] if direction.start else 0
+            )
             return
         if isinstance(event, h11.Response):
             start_ts, start_seq, start_ack = direction.start or (ts, seq, 0)
@@ -423,6 +451,8 @@ class HttpConnection:
                 direction.partial.body.add(event.data)
         elif isinstance(event, h11.EndOfMessage):
             start_ack = direction.start[2] if direction.start else 0
+            if direction.partial is not None:
+                direction.partial.trailers = _headers(event)
             self._complete_response(ts)
             direction.start = self._next_start(parser, ts, seq, fed, start_ack)
             if parser.our_state is h11.DONE and parser.their_state is h11.DONE:
@@ -446,10 +476,19 @@ class HttpConnection:
             return
         event: h11.Response = partial.head
         headers = _headers(event)
-        response = Response(event.status_code, event.reason.decode("latin-1"),
-                            event.http_version.decode("latin-1"), headers,
-                            partial.body.body(header(headers, "content-encoding") or ""),
-                            partial.ts, ts, partial.complete)
+        response = Response(
+            event.status_code,
+            event.reason.decode("latin-1"),
+            event.http_version.decode("latin-1"),
+            headers,
+            partial.body.body(header(headers, "content-encoding") or ""),
+            partial.ts,
+            ts,
+            partial.complete,
+            partial.trailers,
+            tuple(direction.informational),
+        )
+        direction.informational = []
         self.stats.count("responses")
         owner = self._owner(response, partial.ack)
         if owner is None:
@@ -489,8 +528,9 @@ class HttpConnection:
         request = pending.request
         if request is None:  # the request itself never completed
             head = pending.head
-            request = Request(head.method, head.target, head.version, head.headers, EMPTY,
-                              head.ts, head.ts, False)
+            request = Request(
+                head.method, head.target, head.version, head.headers, EMPTY, head.ts, head.ts, False
+            )
         if response is None:
             response = self.done_responses.pop(id(pending), None)
         head = pending.head

@@ -146,7 +146,7 @@ def _tsresol(options: bytes, order: str) -> float:
             break
         if code == 9 and size >= 1:
             value = options[pos + 4]
-            return 2.0 ** -(value & 0x7F) if value & 0x80 else 10.0 ** -value
+            return 2.0 ** -(value & 0x7F) if value & 0x80 else 10.0**-value
         pos += 4 + ((size + 3) & ~3)
     return 1e-6
 

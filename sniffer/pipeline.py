@@ -33,8 +33,13 @@ class Pipeline:
         options = options or Options()
         self.sinks = list(sinks)
         self.stats = Stats()
-        self.correlator = Correlator(options.services or ServiceMap(), OperationIndex(),
-                                     self.stats, self._message, self._call)
+        self.correlator = Correlator(
+            options.services or ServiceMap(),
+            OperationIndex(),
+            self.stats,
+            self._message,
+            self._call,
+        )
         max_body = options.max_body
 
         def connection(info: ConnectionInfo) -> HttpConnection:

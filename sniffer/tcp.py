@@ -62,8 +62,16 @@ HandlerFactory = Callable[[ConnectionInfo], StreamHandler]
 
 
 class _Direction:
-    __slots__ = ("next_seq", "pending", "pending_bytes", "fin_seq", "done", "hole_since",
-                 "hole_at", "acked")
+    __slots__ = (
+        "next_seq",
+        "pending",
+        "pending_bytes",
+        "fin_seq",
+        "done",
+        "hole_since",
+        "hole_at",
+        "acked",
+    )
 
     def __init__(self) -> None:
         self.next_seq: int | None = None
@@ -118,8 +126,9 @@ class Connection:
         self._check_holes(seg.ts)
         self._check_fin(side, seg.ts)
 
-    def _segment(self, side: int, ts: float, seq: int, ack: int, payload: bytes,
-                 missing: int) -> None:
+    def _segment(
+        self, side: int, ts: float, seq: int, ack: int, payload: bytes, missing: int
+    ) -> None:
         this = self.sides[side]
         if missing:  # the snap length cut the end: what we have, then a hole for the rest
             self.stats.count("snapped_packets")
@@ -142,8 +151,9 @@ class Connection:
         self._deliver(side, ts, ack, payload, missing)
         self._drain(side)
 
-    def _buffer(self, this: _Direction, ts: float, seq: int, ack: int, payload: bytes,
-                missing: int) -> None:
+    def _buffer(
+        self, this: _Direction, ts: float, seq: int, ack: int, payload: bytes, missing: int
+    ) -> None:
         previous = this.pending.get(seq)
         if previous is not None:
             if len(previous[2]) >= len(payload):
@@ -247,8 +257,9 @@ class Connection:
 class Reassembler:
     """Route segments to connections; create, replace, evict and remember them."""
 
-    def __init__(self, factory: HandlerFactory, stats: Stats,
-                 idle_timeout: float = IDLE_TIMEOUT) -> None:
+    def __init__(
+        self, factory: HandlerFactory, stats: Stats, idle_timeout: float = IDLE_TIMEOUT
+    ) -> None:
         self.factory = factory
         self.stats = stats
         self.idle_timeout = idle_timeout
@@ -284,8 +295,9 @@ class Reassembler:
         side = conn.side_of(seg)
         return conn.closed or conn.isn[side] != seg.seq
 
-    def _open(self, key: tuple[Endpoint, Endpoint], seg: Segment,
-              opening: int) -> Connection | None:
+    def _open(
+        self, key: tuple[Endpoint, Endpoint], seg: Segment, opening: int
+    ) -> Connection | None:
         if not (seg.payload or seg.missing or seg.flags & (SYN | FIN)):
             return None  # a pure ACK of a connection we never saw: nothing to follow
         remembered = self.closed.pop(key, None)

@@ -65,11 +65,19 @@ def call_record(call: Call) -> dict:
         "depth": call.depth,
         "operation": {"title": operation.title, "url": operation.url} if operation else None,
         "hops": [hop_record(hop) for hop in call.hops],
-        "request": {"headers": _headers(request.headers), "body": _body(request.body)},
-        "response": (
-            {"headers": _headers(response.headers), "body": _body(response.body)}
-            if response else None
-        ),
+        "request": {
+            "headers": _headers(request.headers),
+            "trailers": _headers(request.trailers),
+            "body": _body(request.body),
+        },
+        "response": {
+            "headers": _headers(response.headers),
+            "trailers": _headers(response.trailers),
+            "informational": list(response.informational),
+            "body": _body(response.body),
+        }
+        if response
+        else None,
         "incomplete": not call.complete,
     }
 

@@ -14,8 +14,10 @@ def entry(message: FlowMessage) -> str:
         first = f"### ({call.caller}) REQ >>> ({call.callee}) : {request.method} {url(message)}"
     else:
         response = call.response
-        first = (f"### ({call.caller}) RESP <<< ({call.callee}) : "
-                 f"{response.status} {response.reason} {request.method} {url(message)}")
+        first = (
+            f"### ({call.caller}) RESP <<< ({call.callee}) : "
+            f"{response.status} {response.reason} {request.method} {url(message)}"
+        )
     headers, body = parts(message)
     lines = [first, *header_lines(headers), ""]
     if body.size:

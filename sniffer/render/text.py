@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from ..content import display
-from ..flow import Body, FlowMessage, Headers
+from ..flow import EMPTY, Body, FlowMessage, Headers
 
 
 def parts(message: FlowMessage) -> tuple[Headers, Body]:
-    """The headers and body a message shows (a missing response shows nothing)."""
+    """The headers (trailers after them) and body a message shows (a missing response: none)."""
     call = message.call
     shown = call.request if message.is_request else call.response
-    return (shown.headers, shown.body) if shown is not None else ((), Body(b"", 0))
+    if shown is None:
+        return (), EMPTY
+    return shown.headers + shown.trailers, shown.body
 
 
 def title(message: FlowMessage) -> str:
