@@ -143,6 +143,12 @@ def main(
                 "everything before the cut was processed",
                 err=True,
             )
+    if stats.snapped_packets:
+        click.echo(
+            f"warning: {stats.snapped_packets} packets were cut by the snap length; their "
+            "messages are incomplete (capture with a larger snap length, e.g. tcpdump -s 0)",
+            err=True,
+        )
     click.echo(stats.summary(), err=True)
     reason = explain(stats)
     if reason:

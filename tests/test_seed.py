@@ -1,0 +1,100 @@
+"""The seed document, reproduced from real loopback traffic (pcaps/image-show.pcap)."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import GOLDEN, PCAPS
+
+SEED = PCAPS / "image-show.pcap"
+
+
+def strip_trailing(text: str) -> list[str]:
+    return [line.rstrip() for line in text.split("\n")]
+
+
+def test_body_md_is_the_seed(sniff):
+    run = sniff(SEED, options=("--show-secrets", "--lang", "ko"))
+    assert run.exit_code == 0
+    expected = (GOLDEN / "image-show.body.md").read_text(encoding="utf-8")
+    assert strip_trailing(run.read("body.md")) == strip_trailing(expected)
+
+
+def test_diagram_is_the_seed_flow(sniff):
+    run = sniff(SEED)
+    assert run.read("diagram.md").splitlines() == [
+        "openstack->>keystone: GET /identity/",
+        "keystone-->>openstack: 300 MULTIPLE CHOICES /identity/",
+        "openstack->>keystone: POST /identity/v3/auth/tokens",
+        "keystone-->>openstack: 201 CREATED /identity/v3/auth/tokens",
+        "openstack->>glance-api: GET /v2/images/a42bfade-78ec-4c95-b7b4-272ba265072c",
+        "glance-api->>keystone: GET /identity/v3/auth/tokens",
+        "keystone-->>glance-api: 200 OK /identity/v3/auth/tokens",
+        "glance-api-->>openstack: 200 OK /v2/images/a42bfade-78ec-4c95-b7b4-272ba265072c",
+    ]
+
+
+def test_calls_match_the_lab_truth(sniff):
+    truth = json.loads((PCAPS / "image-show.truth.json").read_text())
+    calls = sniff(SEED).calls()
+    by_id = {call["id"]: call for call in calls}
+    assert set(by_id) == {expected["id"] for expected in truth}
+    for expected in truth:
+        call = by_id[expected["id"]]
+        assert (call["caller"], call["callee"], call["method"], call["status"]) == (
+            expected["caller"],
+            expected["callee"],
+            expected["method"],
+            expected["status"],
+        )
+        assert call["parent"] == expected["parent"]
+        assert call["hops"][0]["target"] == expected["path"]
+        assert not call["incomplete"]
+    # first-byte order of the requests is the order the lab made them
+    assert [c["id"] for c in sorted(calls, key=lambda c: c["numbers"][0])] == [
+        t["id"] for t in truth
+    ]
+
+
+def test_proxied_call_has_both_hops_and_shows_the_innermost(sniff):
+    calls = sniff(SEED).calls()
+    image = next(c for c in calls if c["callee"] == "glance-api")
+    front, back = image["hops"]
+    assert front["server"] == "127.0.0.1:80" and front["target"].startswith("/image/v2/images/")
+    assert back["server"] == "127.0.0.1:60999" and back["target"].startswith("/v2/images/")
+    assert image["path"] == back["target"]  # documents show the hop closest to the callee
+    assert image["numbers"] == [5, 8]
+    token_check = next(c for c in calls if c["caller"] == "glance-api")
+    assert token_check["parent"] == image["id"] and token_check["depth"] == 1
+    assert image["operation"]["title"] == "Show Image"
+
+
+def test_index_embeds_diagram_and_body(sniff):
+    run = sniff(SEED)
+    index = run.read("index.md")
+    diagram = run.read("diagram.md").splitlines()
+    assert "```mermaid\nsequenceDiagram\n    autonumber\n" in index
+    for line in diagram:
+        assert "    " + line + "\n" in index
+    assert index.endswith(run.read("body.md"))
+
+
+def test_log_has_every_message_with_its_url(sniff):
+    log = sniff(SEED).read("log.md")
+    assert log.startswith(
+        "### (openstack) REQ >>> (keystone) : GET http://182.161.114.101/identity/"
+    )
+    assert (
+        "### (glance-api) RESP <<< (keystone) : 200 OK GET "
+        "http://182.161.114.101/identity/v3/auth/tokens" in log
+    )
+    assert log.count("REQ >>>") == 4 and log.count("RESP <<<") == 4
+
+
+def test_terminal_view_indents_nested_calls(sniff):
+    run = sniff(SEED)
+    lines = run.stdout.splitlines()
+    assert len(lines) == 8
+    assert "  glance-api → keystone  GET /identity/v3/auth/tokens" in lines[5]
+    assert "openstack ← glance-api  200 OK /v2/images/" in lines[7]
+    assert " ms)" in lines[7]
