@@ -1,4 +1,4 @@
-"""HTTP/1.1 framing on real loopback traffic (pcaps/protocol.pcap, made by scripts/protocol_lab.py)."""
+"""HTTP/1.1 framing on real loopback traffic: pcaps/protocol.pcap (scripts/protocol_lab.py)."""
 
 from __future__ import annotations
 

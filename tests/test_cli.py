@@ -1,0 +1,71 @@
+"""The command line: options, user service names, bounds, and clean failures."""
+
+from __future__ import annotations
+
+import mutate
+from conftest import PCAPS, command
+
+SEED = PCAPS / "image-show.pcap"
+
+
+def test_without_output_prints_one_line_per_message():
+    result = command("-r", str(SEED))
+    assert result.returncode == 0
+    assert len(result.stdout.splitlines()) == 8
+    assert "4 calls" in result.stderr
+
+
+def test_outputs_are_written_whole_with_no_temporary_files_left(sniff):
+    run = sniff(SEED)
+    assert sorted(p.name for p in run.out.iterdir()) == sorted(
+        ["body.md", "diagram.md", "index.md", "log.md", "calls.jsonl"]
+    )
+
+
+def test_services_file_renames_callees(sniff, tmp_path):
+    services = tmp_path / "services.toml"
+    services.write_text(
+        'front_door_ports = [80]\n[prefixes]\n"/identity" = "keystone-uwsgi"\n'
+        '[ports]\n"127.0.0.1:60999" = "glance-backend"\n'
+    )
+    calls = sniff(SEED, options=("--services", str(services))).calls()
+    assert {c["callee"] for c in calls} == {"keystone-uwsgi", "glance-api"}
+    # the proxied call keeps its front leg's name; the file names a backend leg seen alone
+    cut = tmp_path / "cut.pcap"
+    mutate.main([str(SEED), str(cut), "--start", "10"])  # the front leg's request is gone
+    calls = sniff(cut, options=("--services", str(services))).calls()
+    assert (
+        next(c for c in calls if c["method"] == "GET" and c["caller"] == "openstack")["callee"]
+        == "glance-backend"
+    )
+
+
+def test_bad_services_file_is_a_one_line_error(tmp_path):
+    services = tmp_path / "services.toml"
+    services.write_text("[ports]\n9292 = \n")
+    result = command("-r", str(SEED), "--services", str(services))
+    assert result.returncode != 0
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    services.write_text('[colours]\nred = "x"\n')
+    result = command("-r", str(SEED), "--services", str(services))
+    assert "unknown key 'colours'" in result.stderr
+
+
+def test_max_body_bounds_what_is_kept(sniff):
+    run = sniff(SEED, options=("--max-body", "100"))
+    token = next(c for c in run.calls() if c["method"] == "POST")
+    assert token["response"]["body"] == {"size": 3952, "kept": 100, "encoding": None}
+    assert "3852 more bytes not kept" in run.read("body.md")
+    assert not token["incomplete"]  # the framing was followed to the end
+
+
+def test_no_input_is_a_usage_error():
+    result = command()
+    assert result.returncode == 2
+    assert "no input" in result.stderr
+
+
+def test_bad_size_is_a_usage_error():
+    result = command("-r", str(SEED), "--max-body", "lots")
+    assert result.returncode == 2
+    assert "not a size" in result.stderr
