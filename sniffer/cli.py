@@ -96,8 +96,7 @@ def explain(stats: Stats) -> str | None:
 @click.option(
     "--show-secrets",
     is_flag=True,
-    help="Do not redact tokens and passwords (redaction is not implemented yet: "
-    "outputs currently show secrets as captured).",
+    help="Write tokens and passwords as captured (by default they are masked in every output).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Do not print the flow on the terminal.")
 @click.version_option(__version__, "-V", "--version")
@@ -126,7 +125,8 @@ def main(
     sinks: list[Sink] = [] if quiet else [ConsoleSink(sys.stdout)]
     if output:
         sinks += output_sinks(output, lang)
-    pipeline = Pipeline(sinks, Options(max_body=parse_size(max_body), services=services))
+    options = Options(parse_size(max_body), services, show_secrets)
+    pipeline = Pipeline(sinks, options)
     interrupted = False
     try:
         pipeline.run(read_captures(readers))

@@ -29,7 +29,7 @@ def display(body: Body) -> tuple[str, str]:
     if not body.size:
         return "json", "none"
     data = decoded(body)
-    note = f"\n... ({body.size - len(body.data)} more bytes not kept)" if body.truncated else ""
+    note = f"\n... ({body.omitted} more bytes not kept)" if body.truncated else ""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

@@ -26,10 +26,11 @@ class Body:
     data: bytes  # as sent (chunked framing removed), up to the body bound
     size: int  # bytes in the whole body
     encoding: str = ""  # Content-Encoding, for decoding at display time
+    omitted: int = 0  # bytes beyond the bound, not kept
 
     @property
     def truncated(self) -> bool:
-        return self.size > len(self.data)
+        return self.omitted > 0
 
 
 EMPTY = Body(b"", 0)

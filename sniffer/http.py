@@ -93,7 +93,9 @@ class _BodyBuffer:
             self.kept += len(piece)
 
     def body(self, encoding: str) -> Body:
-        return Body(b"".join(self.chunks), self.size, encoding) if self.size else EMPTY
+        if not self.size:
+            return EMPTY
+        return Body(b"".join(self.chunks), self.size, encoding, self.size - self.kept)
 
 
 class _Partial:

@@ -8,13 +8,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from . import redact
 from .apiref import OperationIndex
 from .correlate import Correlator
 from .decode import Undecodable, decode
 from .flow import Call, FlowMessage
 from .http import MAX_BODY, HttpConnection
 from .pcapfile import Frame
-from .render.sink import Sink
+from .render.sink import MaskingSink, Sink
 from .services import ServiceMap
 from .stats import Stats
 from .tcp import ConnectionInfo, Reassembler
@@ -24,6 +25,7 @@ from .tcp import ConnectionInfo, Reassembler
 class Options:
     max_body: int = MAX_BODY
     services: ServiceMap | None = None
+    show_secrets: bool = False
 
 
 class Pipeline:
@@ -32,6 +34,8 @@ class Pipeline:
     def __init__(self, sinks: Iterable[Sink], options: Options | None = None) -> None:
         options = options or Options()
         self.sinks = list(sinks)
+        if not options.show_secrets:
+            self.sinks = [MaskingSink(self.sinks, redact.call)]
         self.stats = Stats()
         self.correlator = Correlator(
             options.services or ServiceMap(),

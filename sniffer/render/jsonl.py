@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from ..flow import Body, Call, Exchange, Headers
+from ..flow import Body, Call, Exchange, Headers, header
 from .sink import FileSink
 
 
@@ -27,8 +27,9 @@ def _headers(headers: Headers) -> list[list[str]]:
     return [[name, value] for name, value in headers]
 
 
-def _body(body: Body) -> dict:
-    return {"size": body.size, "kept": len(body.data), "encoding": body.encoding or None}
+def _body(body: Body, headers: Headers) -> dict:
+    encoding = header(headers, "content-encoding")
+    return {"size": body.size, "kept": body.size - body.omitted, "encoding": encoding}
 
 
 def hop_record(hop: Exchange) -> dict:
@@ -68,13 +69,13 @@ def call_record(call: Call) -> dict:
         "request": {
             "headers": _headers(request.headers),
             "trailers": _headers(request.trailers),
-            "body": _body(request.body),
+            "body": _body(request.body, request.headers),
         },
         "response": {
             "headers": _headers(response.headers),
             "trailers": _headers(response.trailers),
             "informational": list(response.informational),
-            "body": _body(response.body),
+            "body": _body(response.body, response.headers),
         }
         if response
         else None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable, Iterable
 from typing import TextIO
 
 from ..flow import Call, FlowMessage
@@ -21,6 +22,36 @@ class Sink:
 
     def close(self, stats: Stats) -> None:
         pass
+
+
+class MaskingSink(Sink):
+    """Hands the sinks behind it a masked copy of each call (see `sniffer.redact`)."""
+
+    def __init__(self, sinks: Iterable[Sink], mask: Callable[[Call], Call]) -> None:
+        self.sinks = list(sinks)
+        self.mask = mask
+        self.views: dict[int, Call] = {}  # id(call) -> its masked copy, until the call is out
+
+    def _view(self, call: Call) -> Call:
+        view = self.views.get(id(call))
+        if view is None:
+            view = self.views[id(call)] = self.mask(call)
+        return view
+
+    def message(self, message: FlowMessage) -> None:
+        shown = FlowMessage(message.number, message.kind, self._view(message.call))
+        for sink in self.sinks:
+            sink.message(shown)
+
+    def call(self, call: Call) -> None:
+        view = self._view(call)
+        del self.views[id(call)]
+        for sink in self.sinks:
+            sink.call(view)
+
+    def close(self, stats: Stats) -> None:
+        for sink in self.sinks:
+            sink.close(stats)
 
 
 class AtomicFile:

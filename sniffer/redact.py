@@ -1,0 +1,137 @@
+"""Secrets seen on the wire stay the user's: tokens and passwords are masked in every output.
+
+Credentials in headers become `<redacted:1a2b3c4d>`, a fingerprint (the first hex digits of the
+value's SHA-256) that is the same wherever the same token appears, so a reader can still follow a
+token from the response that issued it to the requests that use it. Passwords and other
+low-entropy secrets in bodies become a bare `<redacted>`: a short hash of a weak password could be
+reversed by guessing. Correlation runs on the real values; only what is written is masked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import replace
+
+from .content import decoded
+from .flow import Body, Call, Exchange, Headers
+
+SECRET_HEADERS = frozenset(
+    {
+        "x-auth-token",
+        "x-subject-token",
+        "x-service-token",
+        "x-storage-token",
+        "x-auth-key",
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+    }
+)
+SCHEMES = ("Bearer ", "Basic ", "Negotiate ", "Digest ")
+# keys whose values are secrets wherever they appear in a JSON body
+SECRET_KEYS = frozenset(
+    {
+        "password",
+        "original_password",
+        "new_password",
+        "adminpass",
+        "admin_pass",
+        "secret",
+        "secret_key",
+        "passcode",
+        "totp",
+    }
+)
+# keys whose values are tokens (high entropy: fingerprinted) inside these objects
+TOKEN_KEYS = {"token": "id", "access_token": None}
+MASK = "<redacted>"
+_KEYS = "|".join(SECRET_KEYS)
+TEXT_SECRET = re.compile(rf'(?i)("(?:{_KEYS})"\s*:\s*)"(?:[^"\\]|\\.)*"|((?:{_KEYS})=)[^&\s]*')
+
+
+def fingerprint(value: str) -> str:
+    return f"<redacted:{hashlib.sha256(value.encode('utf-8', 'replace')).hexdigest()[:8]}>"
+
+
+def header_value(name: str, value: str) -> str:
+    if name.lower() not in SECRET_HEADERS:
+        return value
+    for scheme in SCHEMES:
+        if value.startswith(scheme):
+            return scheme + fingerprint(value[len(scheme) :])
+    return fingerprint(value)
+
+
+def headers(pairs: Headers) -> Headers:
+    return tuple((name, header_value(name, value)) for name, value in pairs)
+
+
+def _walk(node: object) -> object:
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            lowered = key.lower()
+            if lowered in SECRET_KEYS and not isinstance(value, dict | list):
+                out[key] = MASK
+            elif lowered in TOKEN_KEYS and isinstance(value, str):
+                out[key] = fingerprint(value)
+            elif (
+                lowered == "token" and isinstance(value, dict) and isinstance(value.get("id"), str)
+            ):
+                out[key] = {**_walk(value), "id": fingerprint(value["id"])}
+            else:
+                out[key] = _walk(value)
+        return out
+    if isinstance(node, list):
+        return [_walk(item) for item in node]
+    return node
+
+
+def _mask_match(match: re.Match[str]) -> str:
+    if match.group(1):
+        return match.group(1) + f'"{MASK}"'
+    return match.group(2) + MASK
+
+
+def body(original: Body) -> Body:
+    """The body with its secrets masked (decoded for that if it was compressed)."""
+    if not original.size:
+        return original
+    data = decoded(original)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return original  # binary: nothing readable to leak in a text document
+    try:
+        masked = json.dumps(_walk(json.loads(text)), ensure_ascii=False)
+    except ValueError:  # not JSON (a form, or JSON cut by the body bound): mask by pattern
+        masked = TEXT_SECRET.sub(_mask_match, text)
+    if masked == text:
+        return original
+    return Body(masked.encode("utf-8"), original.size, "", original.omitted)
+
+
+def exchange(hop: Exchange) -> Exchange:
+    request = replace(
+        hop.request,
+        headers=headers(hop.request.headers),
+        trailers=headers(hop.request.trailers),
+        body=body(hop.request.body),
+    )
+    response = hop.response
+    if response is not None:
+        response = replace(
+            response,
+            headers=headers(response.headers),
+            trailers=headers(response.trailers),
+            body=body(response.body),
+        )
+    return replace(hop, request=request, response=response)
+
+
+def call(original: Call) -> Call:
+    """A copy of a call for writing: same identity and numbering, secrets masked."""
+    return replace(original, hops=[exchange(hop) for hop in original.hops])
