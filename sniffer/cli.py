@@ -15,7 +15,7 @@ from .pipeline import Options, Pipeline
 from .render.console import ConsoleSink
 from .render.jsonl import JsonlSink
 from .render.log import LogSink
-from .render.markdown import document_sinks
+from .render.markdown import DocumentSink
 from .render.sink import Sink
 from .services import ServiceMap, ServicesFileError
 from .stats import Stats
@@ -35,13 +35,13 @@ def parse_size(text: str) -> int:
 def output_sinks(directory: str, lang: str) -> list[Sink]:
     try:
         os.makedirs(directory, exist_ok=True)
+        return [
+            DocumentSink(directory, lang),
+            LogSink(os.path.join(directory, "log.md")),
+            JsonlSink(os.path.join(directory, "calls.jsonl")),
+        ]
     except OSError as error:
-        raise click.ClickException(f"cannot create {directory}: {error.strerror}") from None
-    return [
-        *document_sinks(directory, lang),
-        LogSink(os.path.join(directory, "log.md")),
-        JsonlSink(os.path.join(directory, "calls.jsonl")),
-    ]
+        raise click.ClickException(f"cannot write to {directory}: {error.strerror}") from None
 
 
 def explain(stats: Stats) -> str | None:

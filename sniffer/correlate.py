@@ -41,6 +41,7 @@ class _Track:
     heads: list[RequestHead]
     done: dict[int, Exchange] = field(default_factory=dict)  # id(head) -> exchange
     settled: bool = False
+    messages: int = 0  # messages to number: 2, or 1 when no response was captured
     emitted: int = 0  # messages numbered so far
 
 
@@ -65,6 +66,7 @@ class Correlator:
         self.tracks: dict[int, _Track] = {}  # id(head) -> track, for every hop of an open call
         self.active: dict[int, _Track] = {}  # id(call) -> track, in start order
         self.by_request_id: dict[str, _Track] = {}
+        self.serving: dict[str, dict[int, _Track]] = {}  # callee -> its active calls, in order
         self.ready: list[tuple[float, int, str, _Track]] = []
         self.order = itertools.count()
         self.numbers = itertools.count(1)
@@ -134,23 +136,20 @@ class Correlator:
         )
         track = _Track(call, [head])
         self.active[id(call)] = track
+        self.serving.setdefault(callee, {})[id(call)] = track
         if request_id:
             self.by_request_id[request_id] = track
         return track
 
     def _parent_of(self, caller: str, ts: float) -> Call | None:
         """The innermost call served by `caller` that was in progress at `ts`."""
-        best = None
-        for track in self.active.values():
-            call = track.call
-            if call.callee != caller or track.heads[0].ts > ts:
+        for track in reversed(self.serving.get(caller, {}).values()):  # latest start first
+            if track.heads[0].ts > ts:
                 continue
-            end = call.end if track.settled else None
-            if end is not None and end < ts:
-                continue
-            if best is None or track.heads[0].ts >= best.heads[0].ts:
-                best = track
-        return best.call if best else None
+            end = track.call.end if track.settled else None
+            if end is None or end >= ts:
+                return track.call
+        return None
 
     # -- settling and numbering --------------------------------------------------------------
 
@@ -165,8 +164,10 @@ class Correlator:
             SERVICE_TYPES.get(call.callee), call.request.method, service_root
         )
         heapq.heappush(self.ready, (call.request.ts, next(self.order), "request", track))
+        track.messages = 1
         if call.response is not None:
             heapq.heappush(self.ready, (call.response.ts, next(self.order), "response", track))
+            track.messages = 2
 
     def _service_path(self, call: Call) -> str:
         """The innermost hop's path relative to its service root (front-door prefix removed)."""
@@ -196,20 +197,27 @@ class Correlator:
         call.numbers.append(next(self.numbers))
         self.on_message(FlowMessage(call.numbers[-1], kind, call))
         track.emitted += 1
-        if track.emitted == (2 if call.response is not None else 1):
+        if track.emitted == track.messages:
             self.on_call(call)
 
     def _retire(self, limit: float) -> None:
         """Forget settled, fully emitted calls that ended before any request still to come."""
-        for key, track in list(self.active.items()):
-            if not track.settled:
-                break
+        active = self.active
+        while active:
+            key = next(iter(active))
+            track = active[key]
+            if not track.settled or track.emitted < track.messages:
+                return
             call = track.call
-            total = 2 if call.response is not None else 1
-            if track.emitted == total and (call.end or call.start) < limit:
-                del self.active[key]
-                if self.by_request_id.get(call.id) is track:
-                    del self.by_request_id[call.id]
+            if (call.end or call.start) >= limit:
+                return  # the oldest call may still get children; later ones wait behind it
+            del active[key]
+            serving = self.serving[call.callee]
+            del serving[key]
+            if not serving:
+                del self.serving[call.callee]
+            if self.by_request_id.get(call.id) is track:
+                del self.by_request_id[call.id]
 
     def flush(self) -> None:
         """End of input: settle what can be, and emit everything."""

@@ -69,3 +69,11 @@ def test_bad_size_is_a_usage_error():
     result = command("-r", str(SEED), "--max-body", "lots")
     assert result.returncode == 2
     assert "not a size" in result.stderr
+
+
+def test_unwritable_output_is_a_one_line_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = command("-r", str(SEED), "-o", str(blocker / "flow"))
+    assert result.returncode != 0
+    assert result.stderr.count("\n") == 1 and "cannot write to" in result.stderr

@@ -11,7 +11,7 @@ import shutil
 from ..apiref import LABELS
 from ..flow import FlowMessage
 from ..stats import Stats
-from .sink import AtomicFile, FileSink, Sink
+from .sink import AtomicFile, Sink
 from .text import body_block, header_lines, parts, title
 
 INDENT = "    "
@@ -54,46 +54,27 @@ def diagram_line(message: FlowMessage) -> str:
     return f"{call.callee}-->>{call.caller}: {title(message)}"
 
 
-class BodySink(FileSink):
-    def __init__(self, path: str, lang: str = "en") -> None:
-        super().__init__(path)
+class DocumentSink(Sink):
+    """body.md, diagram.md and index.md, streamed; index.md is its header and diagram, with
+    body.md appended when the flow ends (each section is rendered once, for both files)."""
+
+    def __init__(self, directory: str, lang: str = "en", title_text: str = "Call flow") -> None:
+        self.body = AtomicFile(os.path.join(directory, "body.md"))
+        self.diagram = AtomicFile(os.path.join(directory, "diagram.md"))
+        self.index = AtomicFile(os.path.join(directory, "index.md"))
         self.label = LABELS.get(lang, LABELS["en"])
+        self.index.write(f"# {title_text}\n\n```mermaid\nsequenceDiagram\n{INDENT}autonumber\n")
 
     def message(self, message: FlowMessage) -> None:
-        self.out.write(section(message, self.label))
-
-
-class DiagramSink(FileSink):
-    def message(self, message: FlowMessage) -> None:
-        self.out.write(diagram_line(message) + "\n")
-
-
-class IndexSink(Sink):
-    """A page with the diagram, then the body: streamed into two parts, joined at close."""
-
-    def __init__(self, path: str, lang: str = "en", title_text: str = "Call flow") -> None:
-        self.out = AtomicFile(path)
-        self.body = AtomicFile(path + ".body")
-        self.label = LABELS.get(lang, LABELS["en"])
-        self.out.write(f"# {title_text}\n\n```mermaid\nsequenceDiagram\n{INDENT}autonumber\n")
-
-    def message(self, message: FlowMessage) -> None:
-        self.out.write(INDENT + diagram_line(message) + "\n")
+        line = diagram_line(message) + "\n"
+        self.diagram.write(line)
+        self.index.write(INDENT + line)
         self.body.write(section(message, self.label))
 
     def close(self, stats: Stats) -> None:
-        self.out.write("```\n")
+        self.index.write("```\n")
         self.body.stream.flush()
         with open(self.body.temp, encoding="utf-8") as body:
-            self.out.stream.flush()
-            shutil.copyfileobj(body, self.out.stream)
-        self.body.abort()
-        self.out.commit()
-
-
-def document_sinks(directory: str, lang: str) -> list[Sink]:
-    return [
-        BodySink(os.path.join(directory, "body.md"), lang),
-        DiagramSink(os.path.join(directory, "diagram.md")),
-        IndexSink(os.path.join(directory, "index.md"), lang),
-    ]
+            shutil.copyfileobj(body, self.index.stream)
+        for out in (self.body, self.diagram, self.index):
+            out.commit()

@@ -27,8 +27,16 @@ def header_lines(headers: Headers) -> list[str]:
     return [f"{name}: {value}" for name, value in headers]
 
 
+_last_block: tuple[Body | None, tuple[str, str]] = (None, ("", ""))
+
+
 def body_block(message: FlowMessage) -> tuple[str, str]:
-    return display(parts(message)[1])
+    """The body for display; the formats that show it ask in turn, so the last one is kept."""
+    global _last_block
+    body = parts(message)[1]
+    if _last_block[0] is not body:
+        _last_block = (body, display(body))
+    return _last_block[1]
 
 
 def url(message: FlowMessage) -> str:
