@@ -4,6 +4,7 @@
     python3 scripts/mutate.py IN.pcap OUT.pcap --resegment 7 --reorder 4 --duplicate 0.2 --seed 1
 
 Operations, applied in this order (each optional):
+  --wrap            shift sequence numbers so every direction wraps past 2**32 early on
   --resegment N     split every TCP payload into segments of at most N bytes
   --reorder W       shuffle the data segments of each TCP direction within runs of W packets
                     (packets keep their timestamps, so the file is no longer in time order)
@@ -113,6 +114,28 @@ def reorder(packets: list[Packet], window: int, rng: random.Random) -> list[Pack
     return out
 
 
+def wrap(packets: list[Packet], before: int = 700) -> list[Packet]:
+    """Shift each direction's sequence numbers so they wrap past 2**32 after `before` bytes."""
+    shift: dict[tuple, int] = {}
+    out = []
+    for packet in packets:
+        parts = tcp_of(packet)
+        if parts is None:
+            out.append(packet)
+            continue
+        eth, ip, tcp = parts
+        forward = direction(parts)
+        backward = (forward[2], forward[3], forward[0], forward[1])
+        shift.setdefault(forward, (0x100000000 - before - tcp.seq) & 0xFFFFFFFF)
+        tcp.seq = (tcp.seq + shift[forward]) & 0xFFFFFFFF
+        if tcp.flags & dpkt.tcp.TH_ACK and backward in shift:
+            tcp.ack = (tcp.ack + shift[backward]) & 0xFFFFFFFF
+        tcp.sum = ip.sum = 0
+        data = bytes(eth)
+        out.append(Packet(packet.ts, data, len(data)))
+    return out
+
+
 def duplicate(packets: list[Packet], probability: float, rng: random.Random) -> list[Packet]:
     out = []
     for packet in packets:
@@ -142,6 +165,8 @@ def snap(packets: list[Packet], length: int) -> list[Packet]:
 
 def mutate(packets: list[Packet], args: argparse.Namespace) -> list[Packet]:
     rng = random.Random(args.seed)
+    if args.wrap:
+        packets = wrap(packets)
     if args.resegment:
         packets = resegment(packets, args.resegment)
     if args.reorder:
@@ -161,6 +186,7 @@ def parser() -> argparse.ArgumentParser:
     cli = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     cli.add_argument("input")
     cli.add_argument("output")
+    cli.add_argument("--wrap", action="store_true")
     cli.add_argument("--resegment", type=int, default=0)
     cli.add_argument("--reorder", type=int, default=0)
     cli.add_argument("--duplicate", type=float, default=0.0)

@@ -28,6 +28,8 @@ def mutated(tmp_path, source, *args: str):
         ("--resegment", "9", "--reorder", "8", "--duplicate", "0.3", "--seed", "7"),
         ("--duplicate", "0.5", "--seed", "2"),
         ("--resegment", "100", "--reorder", "16", "--duplicate", "0.2", "--seed", "5"),
+        ("--wrap",),
+        ("--wrap", "--resegment", "50", "--reorder", "6", "--duplicate", "0.2", "--seed", "9"),
     ],
 )
 def test_resegmenting_reordering_duplicating_change_nothing(sniff, tmp_path, source, args):
