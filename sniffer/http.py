@@ -99,17 +99,24 @@ class _BodyBuffer:
 
 
 class _Partial:
-    """A message being read: head fields, where it started, its body so far."""
+    """A message being read: its head, where it started, its body so far."""
 
-    __slots__ = ("head", "ts", "seq", "ack", "body", "complete", "length", "trailers")
+    __slots__ = ("head", "headers", "ts", "seq", "ack", "body", "complete", "length", "trailers")
 
-    def __init__(self, head, ts: float, seq: int, ack: int, limit: int) -> None:
+    def __init__(
+        self,
+        head: RequestHead | h11.Response,
+        headers: Headers,
+        start: tuple[float, int, int],
+        limit: int,
+    ) -> None:
         self.head = head
-        self.ts, self.seq, self.ack = ts, seq, ack
+        self.headers = headers
+        self.ts, self.seq, self.ack = start
         self.body = _BodyBuffer(limit)
         self.complete = True
         self.trailers: Headers = ()
-        length = header(_headers(head), "content-length") if head is not None else None
+        length = header(headers, "content-length")
         self.length = int(length) if length and length.isdigit() else None
 
 
@@ -368,22 +375,21 @@ class HttpConnection:
     ) -> None:
         direction = self.requests
         if isinstance(event, h11.Request):
-            start_ts, start_seq, start_ack = direction.start or (ts, seq, 0)
-            partial = _Partial(event, start_ts, start_seq, start_ack, self.max_body)
-            direction.partial = partial
+            start = direction.start or (ts, seq, 0)
             client, server = self._endpoints()
+            headers = _headers(event)
             head = RequestHead(
                 client,
                 server,
                 event.method.decode("latin-1"),
                 event.target.decode("latin-1"),
                 event.http_version.decode("latin-1"),
-                _headers(event),
-                start_ts,
+                headers,
+                start[0],
             )
-            partial.head = head
+            direction.partial = _Partial(head, headers, start, self.max_body)
             self.started = True
-            self.pending.append(_Pending(head, start_seq))
+            self.pending.append(_Pending(head, start[1]))
             self.stats.count("requests")
             self.consumer.request_started(head)
             if len(self.pending) == 1:
@@ -445,8 +451,8 @@ class HttpConnection:
             )
             return
         if isinstance(event, h11.Response):
-            start_ts, start_seq, start_ack = direction.start or (ts, seq, 0)
-            direction.partial = _Partial(event, start_ts, start_seq, start_ack, self.max_body)
+            start = direction.start or (ts, seq, 0)
+            direction.partial = _Partial(event, _headers(event), start, self.max_body)
             self.started = True
         elif isinstance(event, h11.Data):
             if direction.partial is not None:
@@ -477,7 +483,7 @@ class HttpConnection:
         if partial is None:
             return
         event: h11.Response = partial.head
-        headers = _headers(event)
+        headers = partial.headers
         response = Response(
             event.status_code,
             event.reason.decode("latin-1"),

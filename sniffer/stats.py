@@ -6,7 +6,7 @@ and the summary tells the user what was lost and why (an empty result always com
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 
 @dataclass
@@ -33,13 +33,9 @@ class Stats:
     orphan_responses: int = 0  # responses whose request was not captured
     calls: int = 0
     incomplete_calls: int = 0
-    warnings: list[str] = field(default_factory=list)
 
     def count(self, name: str, n: int = 1) -> None:
         setattr(self, name, getattr(self, name) + n)
-
-    def as_dict(self) -> dict[str, int | list[str]]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def summary(self) -> str:
         """One line for the terminal, naming only the counters that are not zero."""
@@ -47,7 +43,7 @@ class Stats:
             f"{self.packets} packets, {self.connections} connections, "
             f"{self.requests} requests, {self.responses} responses, {self.calls} calls"
         )
-        skip = {"packets", "bytes", "connections", "requests", "responses", "calls", "warnings"}
+        skip = {"packets", "bytes", "connections", "requests", "responses", "calls"}
         extra = [
             f"{f.name.replace('_', ' ')}: {getattr(self, f.name)}"
             for f in fields(self)
