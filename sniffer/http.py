@@ -356,10 +356,36 @@ class HttpConnection:
             if isinstance(event, h11.ConnectionClosed):
                 direction.parser = None
                 return
+            self._on_event(direction, parser, event, ts, seq, fed)
+
+    def _on_event(
+        self, direction: _Direction, parser: h11.Connection, event, ts: float, seq: int, fed: int
+    ) -> None:
+        if isinstance(event, h11.Data):
+            if direction.partial is not None:
+                direction.partial.body.add(event.data)
+        elif isinstance(event, h11.EndOfMessage):
+            if direction.partial is not None:
+                direction.partial.trailers = _headers(event)
+            ack = direction.start[2] if direction.start else 0
+            self._complete(direction, ts)
+            direction.start = self._next_start(parser, ts, seq, fed, ack)
             if direction is self.requests:
-                self._on_request_event(parser, event, ts, seq, fed)
+                self._next_request_cycle(parser)
             else:
-                self._on_response_event(parser, event, ts, seq, fed)
+                self._next_response_cycle(parser)
+        elif isinstance(event, h11.Request):
+            self._on_request_head(event, ts, seq)
+        elif isinstance(event, h11.Response):
+            start = direction.start or (ts, seq, 0)
+            direction.partial = _Partial(event, _headers(event), start, self.max_body)
+            self.started = True
+        elif isinstance(event, h11.InformationalResponse):
+            if event.status_code == 101:
+                self._not_http()  # switched protocols: the rest is not HTTP/1.1
+            direction.informational.append(event.status_code)
+            ack = direction.start[2] if direction.start else 0
+            direction.start = self._next_start(parser, ts, seq, fed, ack)
 
     def _next_start(
         self, parser: h11.Connection, ts: float, seq: int, fed: int, ack: int
@@ -370,46 +396,37 @@ class HttpConnection:
             return None
         return ts, (seq + fed - left) & 0xFFFFFFFF, ack
 
-    def _on_request_event(
-        self, parser: h11.Connection, event, ts: float, seq: int, fed: int
-    ) -> None:
+    def _on_request_head(self, event: h11.Request, ts: float, seq: int) -> None:
         direction = self.requests
-        if isinstance(event, h11.Request):
-            start = direction.start or (ts, seq, 0)
-            client, server = self._endpoints()
-            headers = _headers(event)
-            head = RequestHead(
-                client,
-                server,
-                event.method.decode("latin-1"),
-                event.target.decode("latin-1"),
-                event.http_version.decode("latin-1"),
-                headers,
-                start[0],
-            )
-            direction.partial = _Partial(head, headers, start, self.max_body)
-            self.started = True
-            self.pending.append(_Pending(head, start[1]))
-            self.stats.count("requests")
-            self.consumer.request_started(head)
-            if len(self.pending) == 1:
-                self._release_waiting()
-        elif isinstance(event, h11.Data):
-            if direction.partial is not None:
-                direction.partial.body.add(event.data)
-        elif isinstance(event, h11.EndOfMessage):
-            start_ack = direction.start[2] if direction.start else 0
-            if direction.partial is not None:
-                direction.partial.trailers = _headers(event)
-            self._complete_request(ts)
-            direction.start = self._next_start(parser, ts, seq, fed, start_ack)
-            parser.send(h11.Response(status_code=200, headers=[("Content-Length", "0")]))
-            parser.send(h11.EndOfMessage())
-            if parser.our_state is h11.DONE and parser.their_state is h11.DONE:
-                parser.start_next_cycle()
-            else:
-                direction.parser = None  # the client said close: nothing more to read here
-                direction.hunting = True
+        start = direction.start or (ts, seq, 0)
+        client, server = self._endpoints()
+        headers = _headers(event)
+        head = RequestHead(
+            client,
+            server,
+            event.method.decode("latin-1"),
+            event.target.decode("latin-1"),
+            event.http_version.decode("latin-1"),
+            headers,
+            start[0],
+        )
+        direction.partial = _Partial(head, headers, start, self.max_body)
+        self.started = True
+        self.pending.append(_Pending(head, start[1]))
+        self.stats.count("requests")
+        self.consumer.request_started(head)
+        if len(self.pending) == 1:
+            self._release_waiting()
+
+    def _next_request_cycle(self, parser: h11.Connection) -> None:
+        """Answer the request parser with an empty response, so it reads the next request."""
+        parser.send(h11.Response(status_code=200, headers=[("Content-Length", "0")]))
+        parser.send(h11.EndOfMessage())
+        if parser.our_state is h11.DONE and parser.their_state is h11.DONE:
+            parser.start_next_cycle()
+        else:
+            self.requests.parser = None  # the client said close: nothing more to read here
+            self.requests.hunting = True
 
     def _complete_request(self, ts: float) -> None:
         direction = self.requests
@@ -438,43 +455,20 @@ class HttpConnection:
                     self._finish(pending, early)
                 break
 
-    def _on_response_event(
-        self, parser: h11.Connection, event, ts: float, seq: int, fed: int
-    ) -> None:
+    def _next_response_cycle(self, parser: h11.Connection) -> None:
+        """Give the response parser the next request to answer, or park what follows."""
         direction = self.responses
-        if isinstance(event, h11.InformationalResponse):
-            if event.status_code == 101:
-                self._not_http()  # switched protocols: the rest is not HTTP/1.1
-            direction.informational.append(event.status_code)
-            direction.start = self._next_start(
-                parser, ts, seq, fed, direction.start[2] if direction.start else 0
-            )
+        if parser.our_state is not h11.DONE or parser.their_state is not h11.DONE:
+            direction.parser = None  # the server closes after this response
+            direction.hunting = True
             return
-        if isinstance(event, h11.Response):
-            start = direction.start or (ts, seq, 0)
-            direction.partial = _Partial(event, _headers(event), start, self.max_body)
-            self.started = True
-        elif isinstance(event, h11.Data):
-            if direction.partial is not None:
-                direction.partial.body.add(event.data)
-        elif isinstance(event, h11.EndOfMessage):
-            start_ack = direction.start[2] if direction.start else 0
-            if direction.partial is not None:
-                direction.partial.trailers = _headers(event)
-            self._complete_response(ts)
-            direction.start = self._next_start(parser, ts, seq, fed, start_ack)
-            if parser.our_state is h11.DONE and parser.their_state is h11.DONE:
-                parser.start_next_cycle()
-                if self.pending:
-                    self._send_synthetic_request(parser, self.pending[0])
-                else:
-                    # nothing to answer yet: park what follows until a request arrives
-                    self.waiting = parser.trailing_data[0]
-                    self.waiting_mark = direction.start
-                    direction.parser = None
-            else:
-                direction.parser = None
-                direction.hunting = True
+        parser.start_next_cycle()
+        if self.pending:
+            self._send_synthetic_request(parser, self.pending[0])
+        else:  # nothing to answer yet: keep what follows until a request arrives
+            self.waiting = parser.trailing_data[0]
+            self.waiting_mark = direction.start
+            direction.parser = None
 
     def _complete_response(self, ts: float) -> None:
         direction = self.responses
@@ -524,12 +518,15 @@ class HttpConnection:
             return None  # sent before the server had this request: an older, unseen exchange
         return oldest
 
-    def _abandon(self, direction: _Direction, ts: float) -> None:
-        """Finish the message in progress as incomplete."""
+    def _complete(self, direction: _Direction, ts: float) -> None:
         if direction is self.requests:
             self._complete_request(ts)
         else:
             self._complete_response(ts)
+
+    def _abandon(self, direction: _Direction, ts: float) -> None:
+        """Finish the message in progress as incomplete."""
+        self._complete(direction, ts)
         direction.start = None
 
     def _finish(self, pending: _Pending, response: Response | None) -> None:
