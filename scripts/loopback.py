@@ -1,7 +1,8 @@
-"""Capture what an action sends over loopback, and save it as a pcap (shared by the labs)."""
+"""Capture what an action sends over loopback into a pcap (shared by the labs)."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import sys
 import threading
@@ -14,12 +15,10 @@ import dpkt
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sniffer.afpacket import LiveCapture  # noqa: E402
 from sniffer.decode import Undecodable, decode  # noqa: E402
-from sniffer.pcapfile import Frame  # noqa: E402
 
 
-def capture(ports: Iterable[int], action: Callable[[], None], settle: float = 0.3) -> list[Frame]:
-    """Run `action` while capturing the TCP packets on `lo` to or from any of `ports`."""
-    ports = set(ports)
+def _capture(ports: set[int], path: str, ready, stop, result) -> None:
+    """Child process: capture to a pcap until told to stop, then report the kernel's drops."""
     live = LiveCapture("lo")
 
     def ours(data: bytes) -> bool:
@@ -29,24 +28,34 @@ def capture(ports: Iterable[int], action: Callable[[], None], settle: float = 0.
             return False
         return segment.sport in ports or segment.dport in ports
 
-    frames: list[Frame] = []
-    reader = threading.Thread(target=lambda: frames.extend(live.frames(ours)))
-    reader.start()
+    threading.Thread(target=lambda: (stop.wait(), live.stop()), daemon=True).start()
+    temp = path + ".tmp"
+    with open(temp, "wb") as out:
+        writer = dpkt.pcap.Writer(out, snaplen=262144, linktype=dpkt.pcap.DLT_EN10MB)
+        ready.set()
+        for frame in live.frames(ours):
+            writer.writepkt(frame.data, ts=frame.ts)
+    os.replace(temp, path)
+    result.put(live.drops)
+
+
+def capture(
+    ports: Iterable[int], action: Callable[[], None], path: str, settle: float = 0.3
+) -> None:
+    """Run `action` while a child process (no GIL shared with the traffic) captures the TCP
+    packets on `lo` to or from any of `ports` into `path`. Kernel drops are an error."""
+    context = multiprocessing.get_context("fork")
+    ready, stop, result = context.Event(), context.Event(), context.Queue()
+    child = context.Process(target=_capture, args=(set(ports), path, ready, stop, result))
+    child.start()
+    ready.wait(10)
     time.sleep(0.2)
     try:
         action()
     finally:
         time.sleep(settle)  # let the last segments and FINs through
-        live.stop()
-        reader.join()
-    return frames
-
-
-def write_pcap(path: str, frames: list[Frame]) -> None:
-    """Write frames as an Ethernet pcap, atomically."""
-    temp = path + ".tmp"
-    with open(temp, "wb") as out:
-        writer = dpkt.pcap.Writer(out, snaplen=262144, linktype=dpkt.pcap.DLT_EN10MB)
-        for frame in frames:
-            writer.writepkt(frame.data, ts=frame.ts)
-    os.replace(temp, path)
+        stop.set()
+        drops = result.get(timeout=60)
+        child.join()
+    if drops:
+        raise RuntimeError(f"the kernel dropped {drops} packets: {path} is not a faithful capture")

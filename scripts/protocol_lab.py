@@ -21,7 +21,7 @@ import sys
 import threading
 from pathlib import Path
 
-from loopback import capture, write_pcap
+from loopback import capture
 
 PORT = 9696
 CLIENT_PORT = 41000  # fixed source port of the connection that is reused after its close
@@ -250,7 +250,7 @@ def play(plan: list[dict]) -> None:
 def main() -> None:
     pcap = sys.argv[1] if len(sys.argv) > 1 else "pcaps/protocol.pcap"
     plan = connections()
-    write_pcap(pcap, capture([PORT], lambda: play(plan)))
+    capture([PORT], lambda: play(plan), pcap)
     truth = [
         {"method": m, "path": p, "status": s, "response_body_size": n}
         for conn in plan

@@ -5,16 +5,17 @@ Theory of operation. A request head opens or joins a call:
 * the same `X-Requestshook-Request-Id` on several connections is one call with several hops (a
   front door and the backend it proxies to); without the header, a request carrying
   `X-Forwarded-*` joins the open front-door call whose path ends with its path;
-* a new call is named (caller from the Requestshook header or User-Agent, callee from the layout)
-  and nested: its parent is the innermost call, served by its caller, that was in progress when its
-  first byte was seen.
+* a new call's callee is named from the layout (`services`).
 
-A call is *settled* when every hop's exchange is done; its two messages (the innermost hop's
-request and response) then wait in a heap keyed by first-byte time. A message leaves the heap,
-and gets its number, once nothing unsettled could still put a message before it: its time is
-earlier than the start of every unsettled call and than `now - slack` (a request's first byte is
-seen a little before its head is parsed, and captures are not always in time order). Settled calls
-are retired once no future request can be their child, so memory follows concurrency, not length.
+Who made a call and for which parent (see `lineage`) is decided when its request is numbered:
+by then every call that started before it is settled, so OpenStack's own ids in their responses
+can be used. A call is *settled* when every hop's exchange is done; its two messages (the
+innermost hop's request and response) then wait in a heap keyed by first-byte time. A message
+leaves the heap, and gets its number, once nothing unsettled could still put a message before it:
+its time is earlier than the start of every unsettled call and than `now - slack` (a request's
+first byte is seen a little before its head is parsed, and captures are not always in time
+order). Settled calls are retired once no future request can be their child, so memory follows
+concurrency, not length.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from . import lineage
 from .apiref import SERVICE_TYPES, OperationIndex
 from .flow import Call, Exchange, FlowMessage
 from .http import ID_HEADER, RequestHead
@@ -121,18 +123,12 @@ class Correlator:
 
     def _new_call(self, head: RequestHead) -> _Track:
         request_id = head.header(ID_HEADER)
-        caller = self.services.caller(
-            head.header(FROM_HEADER), head.header("user-agent"), head.client
-        )
         callee = self.services.callee(head.server, head.target.split("?", 1)[0])
-        parent = self._parent_of(caller, head.ts)
         call = Call(
             id=request_id or f"~{next(self.synthetic_ids)}",
-            caller=caller,
+            caller="",  # named with its parent, when its request is numbered
             callee=callee,
             hops=[None],
-            parent=parent,
-            depth=parent.depth + 1 if parent else 0,
         )
         track = _Track(call, [head])
         self.active[id(call)] = track
@@ -141,15 +137,27 @@ class Correlator:
             self.by_request_id[request_id] = track
         return track
 
-    def _parent_of(self, caller: str, ts: float) -> Call | None:
-        """The innermost call served by `caller` that was in progress at `ts`."""
-        for track in reversed(self.serving.get(caller, {}).values()):  # latest start first
-            if track.heads[0].ts > ts:
+    def _candidates(self, track: _Track) -> list[Call]:
+        """Settled calls that were in progress when this call's first byte was seen."""
+        start = track.heads[0].ts
+        declared = track.heads[0].header(FROM_HEADER)
+        pool = self.serving.get(declared.strip(), {}) if declared else self.active
+        found = []
+        for other in pool.values():
+            if other is track or not other.settled or other.heads[0].ts >= start:
                 continue
-            end = track.call.end if track.settled else None
-            if end is None or end >= ts:
-                return track.call
-        return None
+            end = other.call.end
+            if end is None or end >= start:
+                found.append(other.call)
+        return found
+
+    def _name(self, track: _Track) -> None:
+        """Caller, parent and depth, decided once every call that started earlier is settled."""
+        call = track.call
+        call.caller, call.parent = lineage.resolve(
+            track.heads[0], self._candidates(track), self.services
+        )
+        call.depth = call.parent.depth + 1 if call.parent else 0
 
     # -- settling and numbering --------------------------------------------------------------
 
@@ -194,6 +202,8 @@ class Correlator:
 
     def _emit(self, kind: str, track: _Track) -> None:
         call = track.call
+        if kind == "request":
+            self._name(track)
         call.numbers.append(next(self.numbers))
         self.on_message(FlowMessage(call.numbers[-1], kind, call))
         track.emitted += 1

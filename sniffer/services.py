@@ -52,6 +52,40 @@ PORTS = {
     9511: "magnum-api",
 }
 FROM_HEADER = "X-Requestshook-Request-From"
+# User-Agent products of the OpenStack command line: the caller is the user's `openstack`
+CLIENT_AGENTS = {
+    "openstacksdk": "openstack",
+    "python-openstackclient": "openstack",
+    "osc-lib": "openstack",
+}
+# services that put their own name first in their User-Agent
+SERVICES = frozenset(
+    {
+        "openstack",
+        "keystone",
+        "glance-api",
+        "nova-api",
+        "nova-compute",
+        "nova-scheduler",
+        "nova-conductor",
+        "neutron-server",
+        "cinder-api",
+        "cinder-volume",
+        "cinder-scheduler",
+        "placement-api",
+        "swift-proxy-server",
+        "trove-api",
+        "heat-api",
+        "heat-engine",
+        "horizon",
+        "octavia-api",
+        "barbican-api",
+        "designate-api",
+        "manila-api",
+        "ironic-api",
+        "magnum-api",
+    }
+)
 
 
 class ServicesFileError(ValueError):
@@ -88,14 +122,23 @@ class ServiceMap:
         host = f"[{server[0]}]" if ":" in server[0] else server[0]
         return f"{host}:{server[1]}"
 
-    def caller(self, headers_from: str | None, user_agent: str | None, client: Endpoint) -> str:
-        """The Requestshook header, else the User-Agent's first product, else the address."""
-        if headers_from:
-            return headers_from.strip()
-        if user_agent and user_agent.split():
-            product = user_agent.split()[0].split("/", 1)[0]
-            return self.agents.get(product, product)
-        return client[0]
+    @staticmethod
+    def agent_product(user_agent: str | None) -> str | None:
+        """The first product of a User-Agent, without its version."""
+        if not user_agent or not user_agent.split():
+            return None
+        return user_agent.split()[0].split("/", 1)[0]
+
+    def agent(self, user_agent: str | None) -> str | None:
+        """The caller a User-Agent names for sure: the user file, the CLI, or a service."""
+        product = self.agent_product(user_agent)
+        if product is None:
+            return None
+        if product in self.agents:
+            return self.agents[product]
+        if product in CLIENT_AGENTS:
+            return CLIENT_AGENTS[product]
+        return product if product in SERVICES else None
 
     @classmethod
     def load(cls, path: str | None) -> ServiceMap:

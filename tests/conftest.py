@@ -58,3 +58,36 @@ def sniff(tmp_path: Path):
 def command(*args: str) -> subprocess.CompletedProcess:
     """The installed console script, as a user runs it."""
     return subprocess.run(["osflow-sniff", *args], capture_output=True, text=True, timeout=120)
+
+
+def disagreements(run: Run, truth: dict) -> list[str]:
+    """Where a run differs from a lab's truth: every call's caller, callee, method, path, status
+    and parent, and the order of all messages. Calls are matched by message number, so captures
+    without Requestshook ids (whose calls get synthetic ids) are judged the same way."""
+    messages = truth["messages"]  # [kind, truth id] in the order the lab sent them
+    calls = run.calls()
+    found: dict[str, str] = {}  # tool id -> truth id
+    problems = []
+    for call in calls:
+        for number, kind in zip(call["numbers"], ("request", "response"), strict=False):
+            expected = messages[number - 1] if number <= len(messages) else None
+            if expected is None or expected[0] != kind:
+                problems.append(f"message {number} ({kind} of {call['method']} {call['path']})")
+            elif found.setdefault(call["id"], expected[1]) != expected[1]:
+                problems.append(f"message {number}: request and response of different calls")
+    if len(calls) != len(truth["calls"]):
+        problems.append(f"{len(calls)} calls found, {len(truth['calls'])} made")
+    by_id = {t["id"]: t for t in truth["calls"]}
+    for call in calls:
+        want = by_id.get(found.get(call["id"]))
+        if want is None:
+            continue
+        target = call["path"] + ("?" + call["query"] if call["query"] else "")
+        parent = found.get(call["parent"]) if call["parent"] else None
+        got = (call["caller"], call["callee"], call["method"], target, call["status"], parent)
+        expected = tuple(
+            want[k] for k in ("caller", "callee", "method", "path", "status", "parent")
+        )
+        if got != expected:
+            problems.append(f"{got} != {expected}")
+    return problems

@@ -48,7 +48,7 @@ def test_mutations_really_happened(tmp_path, sniff):
 
 def test_capture_started_mid_connection(sniff, tmp_path):
     """Starting after the first exchange (no SYN left): every later call is found, nested."""
-    truth = json.loads((PCAPS / "image-show.truth.json").read_text())
+    truth = json.loads((PCAPS / "image-show.truth.json").read_text())["calls"]
     calls = sniff(mutated(tmp_path, SEED, "--start", "7")).calls()
     assert sorted(c["id"] for c in calls) == sorted(t["id"] for t in truth[1:])
     nested = next(c for c in calls if c["caller"] == "glance-api")

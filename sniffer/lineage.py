@@ -1,0 +1,87 @@
+"""Who made a call, and while serving which other call: names and parents from the wire.
+
+A call's *candidates* are the calls in progress when its first byte was seen (started before it,
+answered after it). Among them, OpenStack's own keys point at the parent when present:
+
+* keystonemiddleware validating a token sends it as `X-Subject-Token`, equal to the `X-Auth-Token`
+  of the call being served (score 1);
+* a service calling another on behalf of a request sends `X-OpenStack-Request-ID`, equal to the
+  served call's own global id (its `X-OpenStack-Request-ID`) or its `x-openstack-request-id`
+  (score 2, the more specific key).
+
+With `X-Requestshook-Request-From` the caller is known and the parent is the best-linked, then
+innermost, candidate served by that caller. Without it:
+
+1. a linked candidate is the parent, and its callee is the caller;
+2. else a User-Agent that names a client or a service (`openstacksdk` -> `openstack`,
+   `nova-compute ...` -> `nova-compute`) names the caller; its parent, if any, is the innermost
+   candidate that caller serves;
+3. else, when exactly one call is in progress, containment is unambiguous: it is the parent and
+   its callee the caller;
+4. else the User-Agent's first product is the caller, with no parent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .flow import Call
+from .http import RequestHead
+from .services import FROM_HEADER, ServiceMap
+
+
+def global_ids(call: Call) -> set[str]:
+    """The request ids a child of this call may carry as X-OpenStack-Request-ID."""
+    ids = set()
+    for hop in call.hops:
+        incoming = hop.request.header("x-openstack-request-id")
+        if incoming:
+            ids.add(incoming)
+        if hop.response is not None:
+            local = hop.response.header("x-openstack-request-id")
+            if local:
+                ids.add(local)
+    return ids
+
+
+def link_score(child: RequestHead, parent: Call) -> int:
+    """How strongly OpenStack's own headers tie a request to a call that may have made it."""
+    score = 0
+    subject = child.header("x-subject-token")
+    if subject and any(hop.request.header("x-auth-token") == subject for hop in parent.hops):
+        score += 1
+    request_id = child.header("x-openstack-request-id")
+    if request_id and request_id in global_ids(parent):
+        score += 2
+    return score
+
+
+def _best(child: RequestHead, candidates: Iterable[Call]) -> tuple[int, Call] | None:
+    """The candidate with the strongest link, the innermost (latest start) among equals."""
+    best = None
+    for candidate in candidates:
+        key = (link_score(child, candidate), candidate.start)
+        if best is None or key > best[0]:
+            best = (key, candidate)
+    return (best[0][0], best[1]) if best else None
+
+
+def resolve(
+    child: RequestHead, candidates: list[Call], services: ServiceMap
+) -> tuple[str, Call | None]:
+    """(caller, parent) of a call, given the calls in progress when it started."""
+    declared = child.header(FROM_HEADER)
+    if declared:
+        caller = declared.strip()
+        best = _best(child, (c for c in candidates if c.callee == caller))
+        return caller, best[1] if best else None
+    best = _best(child, candidates)
+    if best is not None and best[0] > 0:
+        return best[1].callee, best[1]
+    named = services.agent(child.header("user-agent"))
+    if named is not None:
+        served = _best(child, (c for c in candidates if c.callee == named))
+        return named, served[1] if served else None
+    if len(candidates) == 1:
+        return candidates[0].callee, candidates[0]
+    return services.agent_product(child.header("user-agent")) or child.client[0], None

@@ -1,0 +1,56 @@
+"""The lab's scenarios: the tool reproduces each truth exactly, with and without the hook."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import PCAPS, disagreements
+
+SCENARIOS = ["image-show", "server-create", "image-upload"]
+
+
+@pytest.mark.parametrize("hook", ["", "-nohook"], ids=["hook", "no-hook"])
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_every_call_caller_callee_status_parent_and_order(sniff, name, hook):
+    capture = PCAPS / f"{name}{hook}.pcap"
+    truth = json.loads(capture.with_suffix(".truth.json").read_text())
+    run = sniff(capture)
+    assert run.exit_code == 0
+    assert disagreements(run, truth) == []
+    assert all(not call["incomplete"] for call in run.calls())
+
+
+def test_server_create_is_concurrent_and_deep():
+    """Guard for the test above: the scenario really interleaves and nests."""
+    truth = json.loads((PCAPS / "server-create.truth.json").read_text())
+    assert len(truth["calls"]) >= 40
+    parents = {t["id"]: t["parent"] for t in truth["calls"]}
+
+    def depth(call_id: str) -> int:
+        return 0 if parents[call_id] is None else 1 + depth(parents[call_id])
+
+    assert max(depth(call_id) for call_id in parents) >= 2
+    open_roots, overlapped = set(), False
+    roots = {t["id"] for t in truth["calls"] if t["parent"] is None}
+    for kind, cid in truth["messages"]:
+        if cid in roots:
+            if kind == "request":
+                overlapped |= bool(open_roots)
+                open_roots.add(cid)
+            else:
+                open_roots.discard(cid)
+    assert overlapped  # some root call started while another was in progress
+
+
+def test_hookless_captures_carry_no_hook_header():
+    for name in SCENARIOS:
+        assert b"X-Requestshook" not in (PCAPS / f"{name}-nohook.pcap").read_bytes()
+        assert b"X-Requestshook" in (PCAPS / f"{name}.pcap").read_bytes()
+
+
+def test_upload_body_is_streamed_not_kept(sniff):
+    run = sniff(PCAPS / "image-upload.pcap")
+    upload = next(c for c in run.calls() if c["method"] == "PUT")
+    assert upload["request"]["body"] == {"size": 20 << 20, "kept": 1 << 20, "encoding": None}
+    assert [hop["server"] for hop in upload["hops"]] == ["127.0.0.1:80", "127.0.0.1:60999"]
