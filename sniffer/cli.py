@@ -20,6 +20,9 @@ from .render.sink import Sink
 from .services import ServiceMap, ServicesFileError
 from .stats import Stats
 
+# exit codes: 0 clean, 1 failed (bad input, nothing processed), 2 bad usage (click's codes)
+EXIT_WARNINGS = 3  # processed, but the capture was damaged (cut, truncated, with gaps)
+EXIT_INTERRUPTED = 130
 SIZE = re.compile(r"(\d+)\s*([kmg]i?b?)?", re.IGNORECASE)
 
 
@@ -127,34 +130,46 @@ def main(
         sinks += output_sinks(output, lang)
     options = Options(parse_size(max_body), services, show_secrets)
     pipeline = Pipeline(sinks, options)
+    warnings: list[str] = []
     interrupted = False
     try:
         pipeline.run(read_captures(readers))
     except KeyboardInterrupt:
         interrupted = True  # keep what was read: the outputs are still written whole
     except CaptureError as error:
-        click.echo(f"warning: {error}; processed what came before", err=True)
+        warnings.append(f"{error}; processed what came before")
     stats = pipeline.finish()
     for reader in readers:
         reader.stream.close()
         if reader.truncated:
-            click.echo(
-                f"warning: {reader.path}: cut short mid-record; "
-                "everything before the cut was processed",
-                err=True,
-            )
-    if stats.snapped_packets:
-        click.echo(
-            f"warning: {stats.snapped_packets} packets were cut by the snap length; their "
-            "messages are incomplete (capture with a larger snap length, e.g. tcpdump -s 0)",
-            err=True,
-        )
+            warnings.append(f"{reader.path}: cut short mid-record; processed what came before")
+    warnings += damage(stats)
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
     click.echo(stats.summary(), err=True)
     reason = explain(stats)
     if reason:
         click.echo(f"note: {reason}", err=True)
     if interrupted:
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
+    if warnings:
+        sys.exit(EXIT_WARNINGS)
+
+
+def damage(stats: Stats) -> list[str]:
+    """What the capture lacked, as warnings: the flow is there, but not all of it."""
+    found = []
+    if stats.snapped_packets:
+        found.append(
+            f"{stats.snapped_packets} packets were cut by the snap length; their messages are "
+            "incomplete (capture with a larger snap length, e.g. tcpdump -s 0)"
+        )
+    if stats.gaps:
+        found.append(
+            f"{stats.gap_bytes} bytes missing from TCP streams ({stats.gaps} gaps); "
+            f"{stats.incomplete_calls} calls are incomplete"
+        )
+    return found
 
 
 def _open(path: str) -> CaptureReader:

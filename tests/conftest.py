@@ -91,3 +91,21 @@ def disagreements(run: Run, truth: dict) -> list[str]:
         if got != expected:
             problems.append(f"{got} != {expected}")
     return problems
+
+
+def tcp_frame(
+    sport: int, dport: int, seq: int, ack: int, flags: int, payload: bytes = b""
+) -> bytes:
+    """An Ethernet/IPv4/TCP frame between 127.0.0.1 ports, as a capture holds it."""
+    import dpkt
+
+    segment = dpkt.tcp.TCP(
+        sport=sport,
+        dport=dport,
+        seq=seq & 0xFFFFFFFF,
+        ack=ack & 0xFFFFFFFF,
+        flags=flags,
+        data=payload,
+    )
+    packet = dpkt.ip.IP(src=b"\x7f\0\0\x01", dst=b"\x7f\0\0\x01", p=6, data=segment)
+    return bytes(dpkt.ethernet.Ethernet(src=b"\0" * 6, dst=b"\0" * 6, data=packet))

@@ -99,6 +99,7 @@ def test_dropped_segment_marks_only_its_message(sniff, tmp_path):
     damaged_run = sniff(mutated(tmp_path, resegmented, "--drop", str(lost)))
     damaged = {c["id"]: c for c in damaged_run.calls()}
     assert "gaps: 1" in damaged_run.stderr
+    assert damaged_run.exit_code == 3 and "calls are incomplete" in damaged_run.stderr
     assert set(damaged) == set(baseline)
     incomplete = [cid for cid, c in damaged.items() if c["incomplete"]]
     assert len(incomplete) == 1
@@ -116,7 +117,7 @@ def test_dropped_segment_marks_only_its_message(sniff, tmp_path):
 
 def test_snap_length_is_reported(sniff, tmp_path):
     run = sniff(mutated(tmp_path, SEED, "--snap", "1000"))
-    assert run.exit_code == 0
+    assert run.exit_code == 3  # completed, with warnings
     assert "cut by the snap length" in run.stderr
     calls = {c["method"] + " " + c["path"]: c for c in run.calls()}
     assert len(calls) == 4
@@ -128,6 +129,6 @@ def test_snap_length_is_reported(sniff, tmp_path):
 
 def test_truncated_file_is_processed_up_to_the_cut(sniff, tmp_path):
     run = sniff(mutated(tmp_path, SEED, "--truncate", "30"))
-    assert run.exit_code == 0
+    assert run.exit_code == 3
     assert "cut short mid-record" in run.stderr
     assert len(run.calls()) == 4
