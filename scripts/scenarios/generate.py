@@ -139,6 +139,14 @@ foreground = [
     call(
         "openstack",
         "GET",
+        "/v1/AUTH_de5af600557d44d0996e667499376dbb/user-data?format=json",
+        200,
+        rbody=[{"name": "cloud-init.yaml", "bytes": 312, "content_type": "text/yaml"}],
+        calls=[check("swift-proxy-server")],
+    ),
+    call(
+        "openstack",
+        "GET",
         "/networking/v2.0/networks?name=private",
         200,
         rbody={"networks": [network]},
