@@ -125,7 +125,7 @@ class Correlator:
         request_id = head.header(ID_HEADER)
         callee = self.services.callee(head.server, head.target.split("?", 1)[0])
         call = Call(
-            id=request_id or f"~{next(self.synthetic_ids)}",
+            id=request_id or "",  # without one, numbered in request order when emitted
             caller="",  # named with its parent, when its request is numbered
             callee=callee,
             hops=[None],
@@ -203,6 +203,8 @@ class Correlator:
     def _emit(self, kind: str, track: _Track) -> None:
         call = track.call
         if kind == "request":
+            if not call.id:
+                call.id = f"~{next(self.synthetic_ids)}"
             self._name(track)
         call.numbers.append(next(self.numbers))
         self.on_message(FlowMessage(call.numbers[-1], kind, call))

@@ -123,12 +123,13 @@ class _Partial:
 class _Pending:
     """A request whose response is awaited."""
 
-    __slots__ = ("head", "seq", "request", "request_id")
+    __slots__ = ("head", "seq", "request", "response", "request_id")
 
     def __init__(self, head: RequestHead, seq: int) -> None:
         self.head = head
         self.seq = seq
         self.request: Request | None = None  # set once the request is complete
+        self.response: Response | None = None  # an answer that came before the request ended
         self.request_id = head.header(ID_HEADER)
 
 
@@ -171,7 +172,8 @@ class HttpConnection:
         self.pending: deque[_Pending] = deque()
         self.waiting = b""  # response bytes that arrived before any request
         self.waiting_mark: tuple[float, int, int] | None = None
-        self.done_responses: dict[int, Response] = {}  # early responses to incomplete requests
+        # answered before their request ended (an early 413, say): id(head) -> request
+        self.answered: dict[int, _Pending] = {}
 
     # -- StreamHandler ---------------------------------------------------------------------
 
@@ -227,6 +229,9 @@ class HttpConnection:
                 self._abandon(direction, ts)
         while self.pending:
             self._finish(self.pending.popleft(), None)
+        for answered in self.answered.values():
+            self._finish(answered, answered.response)
+        self.answered.clear()
 
     # -- roles -----------------------------------------------------------------------------
 
@@ -291,7 +296,7 @@ class HttpConnection:
             payload, seq = self._hunt(direction, RESPONSE_START, payload, seq)
             if not payload:
                 return
-        elif not self.started and not _looks_like(RESPONSE_START, payload):
+        elif not self.started and not self.waiting and not _looks_like(RESPONSE_START, payload):
             self._not_http()  # the server spoke first, and not HTTP
             return
         if direction.parser is None and not self._arm_response_parser(ts, seq, ack, payload):
@@ -446,13 +451,14 @@ class HttpConnection:
             partial.complete,
             partial.trailers,
         )
+        answered = self.answered.pop(id(head), None)
+        if answered is not None:
+            answered.request = request
+            self._finish(answered, answered.response)
+            return
         for pending in self.pending:
             if pending.head is head:
                 pending.request = request
-                early = self.done_responses.pop(id(pending), None)
-                if early is not None:
-                    self.pending.remove(pending)
-                    self._finish(pending, early)
                 break
 
     def _next_response_cycle(self, parser: h11.Connection) -> None:
@@ -496,10 +502,11 @@ class HttpConnection:
         if owner is None:
             self.stats.count("orphan_responses")
             return
-        if owner.request is None:  # answered before the request body ended
-            self.done_responses[id(owner)] = response
-            return
         self.pending.remove(owner)
+        if owner.request is None:  # answered before the request ended: finish with it
+            owner.response = response
+            self.answered[id(owner.head)] = owner
+            return
         self._finish(owner, response)
 
     def _owner(self, response: Response, ack: int) -> _Pending | None:
@@ -536,8 +543,6 @@ class HttpConnection:
             request = Request(
                 head.method, head.target, head.version, head.headers, EMPTY, head.ts, head.ts, False
             )
-        if response is None:
-            response = self.done_responses.pop(id(pending), None)
         head = pending.head
         self.consumer.exchange_done(head, Exchange(head.client, head.server, request, response))
 

@@ -18,19 +18,25 @@ def mutated(tmp_path, source, *args: str):
     return out
 
 
-@pytest.mark.parametrize("source", [SEED, PROTOCOL], ids=["seed", "protocol"])
+REWRITES = [
+    ("--resegment", "7"),
+    ("--resegment", "1"),
+    ("--resegment", "5", "--reorder", "4", "--seed", "3"),
+    ("--resegment", "9", "--reorder", "8", "--duplicate", "0.3", "--seed", "7"),
+    ("--duplicate", "0.5", "--seed", "2"),
+    ("--resegment", "100", "--reorder", "16", "--duplicate", "0.2", "--seed", "5"),
+    ("--wrap",),
+    ("--wrap", "--resegment", "50", "--reorder", "6", "--duplicate", "0.2", "--seed", "9"),
+]
+CONCURRENT = [PCAPS / "server-create.pcap", PCAPS / "server-create-nohook.pcap"]
+
+
 @pytest.mark.parametrize(
-    "args",
-    [
-        ("--resegment", "7"),
-        ("--resegment", "1"),
-        ("--resegment", "5", "--reorder", "4", "--seed", "3"),
-        ("--resegment", "9", "--reorder", "8", "--duplicate", "0.3", "--seed", "7"),
-        ("--duplicate", "0.5", "--seed", "2"),
-        ("--resegment", "100", "--reorder", "16", "--duplicate", "0.2", "--seed", "5"),
-        ("--wrap",),
-        ("--wrap", "--resegment", "50", "--reorder", "6", "--duplicate", "0.2", "--seed", "9"),
-    ],
+    ("source", "args"),
+    [(source, args) for source in (SEED, PROTOCOL) for args in REWRITES]
+    # the concurrent flow: byte-sized segments would only make it slow, not harder
+    + [(source, args) for source in CONCURRENT for args in REWRITES if args[1:2] != ("1",)],
+    ids=lambda value: value.stem if hasattr(value, "stem") else "_".join(value),
 )
 def test_resegmenting_reordering_duplicating_change_nothing(sniff, tmp_path, source, args):
     original = sniff(source).outputs()

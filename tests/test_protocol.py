@@ -22,6 +22,9 @@ def test_every_exchange_is_found_in_order(run):
     want = [(t["method"], t["path"], t["status"], t["response_body_size"]) for t in truth]
     assert got == want
     assert all(not c["incomplete"] for c in calls)
+    assert {(c["caller"], c["callee"], c["parent"]) for c in calls} == {
+        ("python-neutronclient", "neutron-server", None)
+    }
 
 
 def test_chunked_gzip_body_is_decoded_and_trailers_kept(run):
