@@ -1,7 +1,10 @@
-"""Frames from a live interface through a raw AF_PACKET socket (Linux, needs CAP_NET_RAW).
+"""Frames from a live interface through an AF_PACKET socket (Linux; needs CAP_NET_RAW).
 
-On loopback the kernel hands every packet to a packet socket twice, once outgoing and once
-incoming; like libpcap we keep only the incoming copy.
+The socket is SOCK_DGRAM: the kernel strips link headers, so every interface (and `any`) yields
+raw IP packets, which the kernel filters with a BPF program before they reach user space. On a
+loopback interface each packet is handed to packet sockets twice (outgoing, then incoming); like
+libpcap we keep the incoming copy. Timestamps are the kernel's (SO_TIMESTAMPNS), so a busy
+analyser does not skew them. Drops are read from the socket's statistics.
 """
 
 from __future__ import annotations
@@ -9,55 +12,106 @@ from __future__ import annotations
 import socket
 import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
-from .decode import LINK_ETHERNET
+from . import bpf
+from .decode import LINK_RAW
 from .pcapfile import Frame
 
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
+ARPHRD_LOOPBACK = 772
 SOL_PACKET, PACKET_STATISTICS = 263, 6
 SO_RCVBUFFORCE = 33
+SO_TIMESTAMPNS = SCM_TIMESTAMPNS = 35
 SNAPLEN = 262144
-BUFFER = 256 << 20  # kernel receive buffer: bursts of 64 KiB loopback segments need room
+BUFFER = 256 << 20  # kernel receive buffer: room for bursts of 64 KiB loopback segments
+
+
+class CaptureUnavailable(Exception):
+    """The interface cannot be opened (no privilege, no such interface, no libpcap)."""
 
 
 class LiveCapture:
-    """Iterate frames from an interface until `stop()` is called (checked every `poll` seconds)."""
+    """Iterate frames from an interface until `stop()` is called (checked every `poll` s)."""
 
-    def __init__(self, interface: str, poll: float = 0.1) -> None:
+    def __init__(
+        self,
+        interface: str,
+        filter_text: str | None = None,
+        buffer: int = BUFFER,
+        poll: float = 0.1,
+        content_only: bool = True,
+    ) -> None:
         self.interface = interface
-        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-        try:  # past rmem_max, which needs CAP_NET_ADMIN
-            self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, BUFFER)
+        text = bpf.expression(filter_text) if content_only else filter_text or "tcp"
+        try:
+            code = bpf.compile_filter(text)
+        except bpf.FilterError as error:
+            raise CaptureUnavailable(str(error)) from None
+        try:
+            self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ALL))
         except PermissionError:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, BUFFER)
-        self.packets = self.drops = 0
-        self.sock.bind((interface, 0))
+            raise CaptureUnavailable(
+                "live capture needs root or the CAP_NET_RAW capability (try sudo)"
+            ) from None
+        try:
+            bpf.attach(self.sock, code)  # before bind: no unfiltered packet slips in
+            try:  # past rmem_max, which needs CAP_NET_ADMIN
+                self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, buffer)
+            except PermissionError:
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer)
+            self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            if interface != "any":
+                self.sock.bind((interface, 0))
+        except OSError as error:
+            self.sock.close()
+            reason = "no such interface" if error.errno == 19 else error.strerror
+            raise CaptureUnavailable(f"{interface}: {reason}") from None
+        self._read_statistics()  # discard what arrived before the filter took effect
         self.sock.settimeout(poll)
-        self.loopback = interface == "lo"
-        self.stopped = False
+        self.stopped = self.closed = False
+        self.packets = self.drops = 0
 
     def stop(self) -> None:
         self.stopped = True
 
-    def _read_statistics(self) -> None:
-        """Add the kernel's counts since the last read (reading resets them)."""
-        packets, drops = struct.unpack("II", self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
-        self.packets += packets
-        self.drops += drops
+    def _read_statistics(self) -> tuple[int, int]:
+        """The kernel's (packets, drops) since the last read; reading resets them."""
+        return struct.unpack("II", self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
 
-    def frames(self, keep: Callable[[bytes], bool] | None = None) -> Iterator[Frame]:
+    def statistics(self) -> tuple[int, int]:
+        """Packets the filter passed and packets the kernel dropped, so far."""
+        if not self.closed:
+            packets, drops = self._read_statistics()
+            self.packets += packets
+            self.drops += drops
+        return self.packets, self.drops
+
+    def frames(self) -> Iterator[Frame | None]:
+        """Frames as they come; None when `poll` seconds passed without one (a clock tick)."""
+        recvmsg, space = self.sock.recvmsg, socket.CMSG_SPACE(16)
         try:
             while not self.stopped:
                 try:
-                    data, address = self.sock.recvfrom(SNAPLEN)
+                    data, ancillary, _, address = recvmsg(SNAPLEN, space)
                 except TimeoutError:
+                    yield None
                     continue
-                if self.loopback and address[2] == PACKET_OUTGOING:
+                except InterruptedError:
                     continue
-                if keep is None or keep(data):
-                    yield Frame(time.time(), LINK_ETHERNET, data, len(data))
+                if address[2] == PACKET_OUTGOING and address[3] == ARPHRD_LOOPBACK:
+                    continue  # the incoming copy of the same packet follows
+                yield Frame(_timestamp(ancillary), LINK_RAW, data, len(data))
         finally:
-            self._read_statistics()
+            self.statistics()
+            self.closed = self.stopped = True
             self.sock.close()
+
+
+def _timestamp(ancillary: list[tuple[int, int, bytes]]) -> float:
+    for level, kind, value in ancillary:
+        if level == socket.SOL_SOCKET and kind == SCM_TIMESTAMPNS:
+            seconds, nanoseconds = struct.unpack("qq", value[:16])
+            return seconds + nanoseconds / 1e9
+    return time.time()
