@@ -5,15 +5,23 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import sys
+import time
+from dataclasses import dataclass
 
 import click
 
 from . import __version__
+from .afpacket import CaptureUnavailable, LiveCapture
+from .decode import LINK_RAW
 from .pcapfile import CaptureError, CaptureReader, read_captures
+from .pcapwriter import PcapWriter
 from .pipeline import Options, Pipeline
+from .procnet import SocketOwners
 from .render.console import ConsoleSink
 from .render.jsonl import JsonlSink
+from .render.live import LiveView
 from .render.log import LogSink
 from .render.markdown import DocumentSink
 from .render.sink import Sink
@@ -23,6 +31,7 @@ from .stats import Stats
 # exit codes: 0 clean, 1 failed (bad input, nothing processed), 2 bad usage (click's codes)
 EXIT_WARNINGS = 3  # processed, but the capture was damaged (cut, truncated, with gaps)
 EXIT_INTERRUPTED = 130
+LIVE_SLACK = 0.25  # live packets come in time order: documents need wait only this long
 SIZE = re.compile(r"(\d+)\s*([kmg]i?b?)?", re.IGNORECASE)
 
 
@@ -70,18 +79,48 @@ def explain(stats: Stats) -> str | None:
     help="Read a pcap/pcapng capture (repeat to merge several in time order).",
 )
 @click.option(
+    "-i",
+    "--interface",
+    metavar="IFACE",
+    help="Capture live on an interface (lo, eth0, any); needs root or CAP_NET_RAW.",
+)
+@click.option(
     "-o",
     "--output",
     metavar="DIR",
     help="Write body.md, diagram.md, index.md, log.md and calls.jsonl into DIR.",
 )
 @click.option(
+    "-w",
+    "--write",
+    "write_file",
+    metavar="FILE",
+    help="Live: also save the captured packets as a pcap (raw, secrets included).",
+)
+@click.option("-c", "--count", type=click.IntRange(1), help="Live: stop after N calls.")
+@click.option(
+    "--duration",
+    type=click.FloatRange(0, min_open=True),
+    metavar="S",
+    help="Live: stop after S seconds.",
+)
+@click.option(
+    "-B",
+    "--buffer-size",
+    "buffer_mib",
+    type=click.IntRange(1),
+    default=256,
+    show_default=True,
+    metavar="MiB",
+    help="Live: kernel receive buffer.",
+)
+@click.option(
     "--max-body",
     default="1M",
     show_default=True,
     metavar="SIZE",
-    help="Keep at most SIZE bytes of each body for display (framing is followed to "
-    "the end regardless).",
+    help="Keep at most SIZE bytes of each body for display (framing is followed to the end "
+    "regardless).",
 )
 @click.option(
     "--services",
@@ -102,33 +141,65 @@ def explain(stats: Stats) -> str | None:
     help="Write tokens and passwords as captured (by default they are masked in every output).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Do not print the flow on the terminal.")
+@click.argument("expression", nargs=-1)
 @click.version_option(__version__, "-V", "--version")
 def main(
     files: tuple[str, ...],
+    interface: str | None,
     output: str | None,
+    write_file: str | None,
+    count: int | None,
+    duration: float | None,
+    buffer_mib: int,
     max_body: str,
     services_file: str | None,
     lang: str,
     show_secrets: bool,
     quiet: bool,
+    expression: tuple[str, ...],
 ) -> None:
-    """Rebuild the call flow of OpenStack services from captured HTTP/1.1 traffic.
+    """Rebuild the call flow of OpenStack services from HTTP/1.1 traffic.
 
     \b
-    osflow-sniff -r capture.pcap              the flow, one line per message
+    osflow-sniff -r capture.pcap              the flow of a capture, one line per message
     osflow-sniff -r capture.pcap -o flow/     the documents, in flow/
+    osflow-sniff -i lo -o flow/ port 80       live; Ctrl-C writes the documents
+
+    EXPRESSION (live only) is a tcpdump filter, applied in the kernel.
     """
-    if not files:
-        raise click.UsageError("no input: give a capture with -r FILE")
+    if bool(files) == bool(interface):
+        raise click.UsageError("give a capture with -r FILE, or an interface with -i IFACE")
+    if files and (expression or write_file or count or duration):
+        raise click.UsageError("a filter expression, -w, -c and --duration apply to -i only")
     try:
         services = ServiceMap.load(services_file)
     except ServicesFileError as error:
         raise click.ClickException(str(error)) from None
+    options = Options(parse_size(max_body), services, show_secrets)
+    if files:
+        code = run_offline(files, output, lang, quiet, options)
+    else:
+        code = run_live(
+            interface,
+            " ".join(expression) or None,
+            buffer_mib << 20,
+            write_file,
+            Stop(count, duration),
+            output,
+            lang,
+            quiet,
+            options,
+        )
+    sys.exit(code)
+
+
+def run_offline(
+    files: tuple[str, ...], output: str | None, lang: str, quiet: bool, options: Options
+) -> int:
     readers = [_open(path) for path in files]
     sinks: list[Sink] = [] if quiet else [ConsoleSink(sys.stdout)]
     if output:
         sinks += output_sinks(output, lang)
-    options = Options(parse_size(max_body), services, show_secrets)
     pipeline = Pipeline(sinks, options)
     warnings: list[str] = []
     interrupted = False
@@ -143,17 +214,98 @@ def main(
         reader.stream.close()
         if reader.truncated:
             warnings.append(f"{reader.path}: cut short mid-record; processed what came before")
-    warnings += damage(stats)
-    for warning in warnings:
-        click.echo(f"warning: {warning}", err=True)
-    click.echo(stats.summary(), err=True)
-    reason = explain(stats)
-    if reason:
-        click.echo(f"note: {reason}", err=True)
-    if interrupted:
-        sys.exit(EXIT_INTERRUPTED)
-    if warnings:
-        sys.exit(EXIT_WARNINGS)
+    return report(stats, warnings + damage(stats), interrupted)
+
+
+@dataclass
+class Stop:
+    """When a live capture ends by itself."""
+
+    calls: int | None
+    seconds: float | None
+    requested: bool = False
+
+    def reached(self, stats: Stats, elapsed: float) -> bool:
+        return (
+            self.requested
+            or (self.calls is not None and stats.calls >= self.calls)
+            or (self.seconds is not None and elapsed >= self.seconds)
+        )
+
+
+def run_live(
+    interface: str,
+    expression: str | None,
+    buffer: int,
+    write_file: str | None,
+    stop: Stop,
+    output: str | None,
+    lang: str,
+    quiet: bool,
+    options: Options,
+) -> int:
+    try:
+        live = LiveCapture(interface, expression, buffer)
+    except CaptureUnavailable as error:
+        raise click.ClickException(str(error)) from None
+    sinks = output_sinks(output, lang) if output else []
+    view = None if quiet else LiveView(sys.stdout, sys.stderr if sys.stderr.isatty() else None)
+    options.slack, options.owners = LIVE_SLACK, SocketOwners()
+    options.progress = view.progress if view else None
+    pipeline = Pipeline(sinks, options)
+    writer = _writer(write_file)
+    click.echo(
+        f"listening on {interface}" + (f", filter: {expression}" if expression else "")
+        + " (Ctrl-C to stop)",
+        err=True,
+    )
+
+    def request_stop(signum: int, frame: object) -> None:
+        stop.requested = True
+        live.stop()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    started = time.monotonic()
+    try:
+        for frame in live.frames():
+            if frame is not None:
+                if writer is not None:
+                    writer.write(frame)
+                pipeline.feed(frame)
+            else:
+                pipeline.tick(time.time())
+            if stop.reached(pipeline.stats, time.monotonic() - started):
+                live.stop()
+            if view is not None:
+                packets, drops = live.statistics()
+                view.show_status(
+                    f"{pipeline.stats.packets} packets, {pipeline.stats.calls} calls, "
+                    f"{drops} dropped by the kernel",
+                    time.monotonic(),
+                )
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    stats = pipeline.finish()
+    if view is not None:
+        view.done()
+    if writer is not None:
+        writer.close()
+    _, drops = live.statistics()
+    warnings = damage(stats)
+    if drops:
+        warnings.insert(0, f"the kernel dropped {drops} packets (raise -B, or narrow the filter)")
+    click.echo(f"{stats.packets} packets captured, {drops} dropped by the kernel", err=True)
+    return report(stats, warnings, False)
+
+
+def _writer(path: str | None) -> PcapWriter | None:
+    if path is None:
+        return None
+    try:
+        return PcapWriter(path, LINK_RAW)
+    except OSError as error:
+        raise click.ClickException(f"cannot write {path}: {error.strerror}") from None
 
 
 def damage(stats: Stats) -> list[str]:
@@ -170,6 +322,19 @@ def damage(stats: Stats) -> list[str]:
             f"{stats.incomplete_calls} calls are incomplete"
         )
     return found
+
+
+def report(stats: Stats, warnings: list[str], interrupted: bool) -> int:
+    """Print warnings and the summary; the exit code."""
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(stats.summary(), err=True)
+    reason = explain(stats)
+    if reason:
+        click.echo(f"note: {reason}", err=True)
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_WARNINGS if warnings else 0
 
 
 def _open(path: str) -> CaptureReader:

@@ -29,7 +29,7 @@ from . import lineage
 from .apiref import SERVICE_TYPES, OperationIndex
 from .flow import Call, Exchange, FlowMessage
 from .http import ID_HEADER, RequestHead
-from .services import FROM_HEADER, ServiceMap
+from .services import ServiceMap
 from .stats import Stats
 
 SLACK = 2.0  # seconds
@@ -45,6 +45,7 @@ class _Track:
     settled: bool = False
     messages: int = 0  # messages to number: 2, or 1 when no response was captured
     emitted: int = 0  # messages numbered so far
+    live_depth: int = 0  # the live view's guess, before the parent is decided
 
 
 class Correlator:
@@ -58,12 +59,15 @@ class Correlator:
         on_message: Callable[[FlowMessage], None],
         on_call: Callable[[Call], None],
         slack: float = SLACK,
+        on_progress: Callable[[str, Call, int, RequestHead], None] | None = None,
     ) -> None:
         self.services = services
         self.operations = operations
         self.stats = stats
         self.on_message = on_message
         self.on_call = on_call
+        # a live view: ("request" | "response", call, guessed depth, head of the hop shown)
+        self.on_progress = on_progress
         self.slack = slack
         self.tracks: dict[int, _Track] = {}  # id(head) -> track, for every hop of an open call
         self.active: dict[int, _Track] = {}  # id(call) -> track, in start order
@@ -123,7 +127,7 @@ class Correlator:
 
     def _new_call(self, head: RequestHead) -> _Track:
         request_id = head.header(ID_HEADER)
-        callee = self.services.callee(head.server, head.target.split("?", 1)[0])
+        callee = self.services.callee(head.server, head.target.split("?", 1)[0], head.server_name)
         call = Call(
             id=request_id or "",  # without one, numbered in request order when emitted
             caller="",  # named with its parent, when its request is numbered
@@ -135,13 +139,32 @@ class Correlator:
         self.serving.setdefault(callee, {})[id(call)] = track
         if request_id:
             self.by_request_id[request_id] = track
+        if self.on_progress is not None:
+            self._show_started(track)
         return track
+
+    def _show_started(self, track: _Track) -> None:
+        """A first guess of caller and depth, for a live view that cannot wait for numbering."""
+        head = track.heads[0]
+        agent = head.header("user-agent")
+        call = track.call
+        call.caller = (
+            lineage.declared_caller(head)
+            or self.services.agent(agent)
+            or self.services.agent_product(agent)
+            or head.client[0]
+        )
+        for other in reversed(self.serving.get(call.caller, {}).values()):
+            if other is not track and other.heads[0].ts <= head.ts and not other.settled:
+                track.live_depth = other.live_depth + 1
+                break
+        self.on_progress("request", call, track.live_depth, head)
 
     def _candidates(self, track: _Track) -> list[Call]:
         """Settled calls that were in progress when this call's first byte was seen."""
         start = track.heads[0].ts
-        declared = track.heads[0].header(FROM_HEADER)
-        pool = self.serving.get(declared.strip(), {}) if declared else self.active
+        declared = lineage.declared_caller(track.heads[0])
+        pool = self.serving.get(declared, {}) if declared else self.active
         found = []
         for other in pool.values():
             if other is track or not other.settled or other.heads[0].ts >= start:
@@ -164,6 +187,8 @@ class Correlator:
     def _settle(self, track: _Track) -> None:
         track.settled = True
         call = track.call
+        if self.on_progress is not None:
+            self.on_progress("response", call, track.live_depth, track.heads[-1])
         self.stats.count("calls")
         if not call.complete:
             self.stats.count("incomplete_calls")

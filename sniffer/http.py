@@ -52,6 +52,8 @@ class RequestHead:
     version: str
     headers: Headers
     ts: float
+    client_name: str | None = None  # the processes owning the two sockets, when known (live)
+    server_name: str | None = None
 
     def header(self, name: str) -> str | None:
         return header(self.headers, name)
@@ -157,8 +159,10 @@ class HttpConnection:
         consumer: ExchangeConsumer,
         stats: Stats,
         max_body: int = MAX_BODY,
+        names: dict[Endpoint, str | None] | None = None,
     ) -> None:
         self.info = info
+        self.names = names or {}
         self.consumer = consumer
         self.stats = stats
         self.max_body = max_body
@@ -414,6 +418,8 @@ class HttpConnection:
             event.http_version.decode("latin-1"),
             headers,
             start[0],
+            self.names.get(client),
+            self.names.get(server),
         )
         direction.partial = _Partial(head, headers, start, self.max_body)
         self.started = True

@@ -9,8 +9,9 @@ answered after it). Among them, OpenStack's own keys point at the parent when pr
   served call's own global id (its `X-OpenStack-Request-ID`) or its `x-openstack-request-id`
   (score 2, the more specific key).
 
-With `X-Requestshook-Request-From` the caller is known and the parent is the best-linked, then
-innermost, candidate served by that caller. Without it:
+With `X-Requestshook-Request-From`, or in live mode the process that owns the client socket, the
+caller is known and the parent is the best-linked, then innermost, candidate served by that
+caller. Without either:
 
 1. a linked candidate is the parent, and its callee is the caller;
 2. else a User-Agent that names a client or a service (`openstacksdk` -> `openstack`,
@@ -66,13 +67,18 @@ def _best(child: RequestHead, candidates: Iterable[Call]) -> tuple[int, Call] | 
     return (best[0][0], best[1]) if best else None
 
 
+def declared_caller(child: RequestHead) -> str | None:
+    """The caller named for sure: the Requestshook header, else the process owning the socket."""
+    declared = child.header(FROM_HEADER)
+    return declared.strip() if declared else child.client_name
+
+
 def resolve(
     child: RequestHead, candidates: list[Call], services: ServiceMap
 ) -> tuple[str, Call | None]:
     """(caller, parent) of a call, given the calls in progress when it started."""
-    declared = child.header(FROM_HEADER)
-    if declared:
-        caller = declared.strip()
+    caller = declared_caller(child)
+    if caller:
         best = _best(child, (c for c in candidates if c.callee == caller))
         return caller, best[1] if best else None
     best = _best(child, candidates)

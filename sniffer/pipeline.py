@@ -5,16 +5,17 @@ Nothing here knows whether frames come from files or an interface.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from . import redact
 from .apiref import OperationIndex
-from .correlate import Correlator
+from .correlate import SLACK, Correlator
 from .decode import Undecodable, decode
 from .flow import Call, FlowMessage
-from .http import MAX_BODY, HttpConnection
+from .http import MAX_BODY, HttpConnection, RequestHead
 from .pcapfile import Frame
+from .procnet import SocketOwners
 from .render.sink import MaskingSink, Sink
 from .services import ServiceMap
 from .stats import Stats
@@ -26,6 +27,9 @@ class Options:
     max_body: int = MAX_BODY
     services: ServiceMap | None = None
     show_secrets: bool = False
+    slack: float = SLACK  # seconds a message waits for earlier ones still being parsed
+    owners: SocketOwners | None = None  # live: name the processes behind each connection
+    progress: Callable[[str, Call, int, RequestHead], None] | None = None  # live view
 
 
 class Pipeline:
@@ -43,11 +47,17 @@ class Pipeline:
             self.stats,
             self._message,
             self._call,
+            options.slack,
+            options.progress,
         )
-        max_body = options.max_body
+        max_body, owners = options.max_body, options.owners
 
         def connection(info: ConnectionInfo) -> HttpConnection:
-            return HttpConnection(info, self.correlator, self.stats, max_body)
+            names = None
+            if owners is not None:  # now, while the sockets still exist
+                one, other = info.endpoints
+                names = {one: owners.lookup(one, other), other: owners.lookup(other, one)}
+            return HttpConnection(info, self.correlator, self.stats, max_body, names)
 
         self.reassembler = Reassembler(connection, self.stats)
 
@@ -76,6 +86,10 @@ class Pipeline:
     def run(self, frames: Iterable[Frame]) -> None:
         for frame in frames:
             self.feed(frame)
+
+    def tick(self, now: float) -> None:
+        """Time passed without packets (live): emit what no longer has to wait."""
+        self.correlator.advance(now)
 
     def finish(self) -> Stats:
         """End of input: close connections, emit what is left, close the sinks."""

@@ -107,9 +107,10 @@ class ServiceMap:
                 return prefix, self.prefixes[prefix]
         return None
 
-    def callee(self, server: Endpoint, path: str) -> str:
-        """The service behind a server address, for a request with this path."""
-        named = self.addresses.get(server)
+    def callee(self, server: Endpoint, path: str, process: str | None = None) -> str:
+        """The service behind a server address, for a request with this path: the user file,
+        then the process that owns the socket (live), then the layout, then the address."""
+        named = self.addresses.get(server) or process
         if named:
             return named
         if server[1] in self.front_door_ports:

@@ -62,7 +62,7 @@ def test_max_body_bounds_what_is_kept(sniff):
 def test_no_input_is_a_usage_error():
     result = command()
     assert result.returncode == 2
-    assert "no input" in result.stderr
+    assert "give a capture with -r FILE, or an interface with -i IFACE" in result.stderr
 
 
 def test_bad_size_is_a_usage_error():

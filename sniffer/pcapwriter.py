@@ -1,0 +1,40 @@
+"""Write frames as a pcap file (nanosecond timestamps), whole or not at all.
+
+Packets are raw by nature: what `-w` writes holds every token and password as captured.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+
+from .pcapfile import Frame
+
+NANOSECOND_MAGIC = 0xA1B23C4D
+SNAPLEN = 262144
+
+
+class PcapWriter:
+    """Streams frames of one link type into a temporary file, renamed into place on close."""
+
+    def __init__(self, path: str, linktype: int) -> None:
+        self.path = path
+        directory = os.path.dirname(os.path.abspath(path))
+        fd, self.temp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=directory)
+        self.stream = os.fdopen(fd, "wb")
+        self.stream.write(struct.pack("<IHHiIII", NANOSECOND_MAGIC, 2, 4, 0, 0, SNAPLEN, linktype))
+        self.record = struct.Struct("<IIII")
+
+    def write(self, frame: Frame) -> None:
+        seconds = int(frame.ts)
+        nanoseconds = min(999_999_999, round((frame.ts - seconds) * 1e9))
+        self.stream.write(self.record.pack(seconds, nanoseconds, len(frame.data), frame.wirelen))
+        self.stream.write(frame.data)
+
+    def close(self) -> None:
+        self.stream.flush()
+        os.fsync(self.stream.fileno())
+        self.stream.close()
+        os.chmod(self.temp, 0o644)
+        os.replace(self.temp, self.path)

@@ -1,0 +1,63 @@
+"""The live view: each call printed as it starts and as it ends, and a status line on a terminal.
+
+Documents wait until a message's place in the flow is certain; this view does not, so its
+callers and nesting are first guesses (the documents hold the final word).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TextIO
+
+from ..flow import Call
+from ..http import RequestHead
+
+
+class LiveView:
+    def __init__(self, out: TextIO, status: TextIO | None) -> None:
+        self.out = out
+        self.status = status  # a terminal for the status line, or None
+        self.shown = False
+        self.last = 0.0
+
+    def progress(self, kind: str, call: Call, depth: int, head: RequestHead) -> None:
+        self._clear()
+        indent = "  " * depth
+        if kind == "request":
+            line = f"{indent}{call.caller} → {call.callee}  {head.method} {head.target}"
+            ts = head.ts
+        else:
+            response = call.response
+            ts = response.end_ts if response else head.ts
+            line = f"{indent}{call.caller} ← {call.callee}  "
+            if response is None:
+                line += f"(no response) {head.target}"
+            else:
+                line += f"{response.status} {response.reason} {head.target}"
+                line += f"  ({(response.end_ts - call.start) * 1000:.1f} ms)"
+            if not call.complete:
+                line += "  [incomplete]"
+        self.out.write(f"{_clock(ts)} {line}\n")
+        self.out.flush()
+
+    def show_status(self, text: str, now: float) -> None:
+        """Rewrite the status line, at most twice a second."""
+        if self.status is None or now - self.last < 0.5:
+            return
+        self.last = now
+        self.status.write("\r\033[K" + text)
+        self.status.flush()
+        self.shown = True
+
+    def _clear(self) -> None:
+        if self.shown and self.status is not None:
+            self.status.write("\r\033[K")
+            self.status.flush()
+            self.shown = False
+
+    def done(self) -> None:
+        self._clear()
+
+
+def _clock(ts: float) -> str:
+    return datetime.fromtimestamp(ts).strftime("%H:%M:%S.%f")[:-3]
