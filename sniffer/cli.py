@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import re
 import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import click
 
 from . import __version__
 from .afpacket import CaptureUnavailable, LiveCapture
-from .decode import LINK_RAW
-from .pcapfile import CaptureError, CaptureReader, read_captures
+from .decode import LINK_RAW, Undecodable, decode
+from .flow import Endpoint
+from .pcapfile import CaptureError, CaptureReader, Frame, read_captures
 from .pcapwriter import PcapWriter
 from .pipeline import Options, Pipeline
 from .procnet import SocketOwners
@@ -255,7 +259,8 @@ def run_live(
     pipeline = Pipeline(sinks, options)
     writer = _writer(write_file)
     click.echo(
-        f"listening on {interface}" + (f", filter: {expression}" if expression else "")
+        f"listening on {interface}"
+        + (f", filter: {expression}" if expression else "")
         + " (Ctrl-C to stop)",
         err=True,
     )
@@ -267,7 +272,7 @@ def run_live(
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     started = time.monotonic()
     try:
-        for frame in live.frames():
+        for frame in _read_ahead(live, options.owners):
             if frame is not None:
                 if writer is not None:
                     writer.write(frame)
@@ -276,12 +281,10 @@ def run_live(
                 pipeline.tick(time.time())
             if stop.reached(pipeline.stats, time.monotonic() - started):
                 live.stop()
-            if view is not None:
-                packets, drops = live.statistics()
+            if view is not None and view.due(time.monotonic()):
                 view.show_status(
                     f"{pipeline.stats.packets} packets, {pipeline.stats.calls} calls, "
-                    f"{drops} dropped by the kernel",
-                    time.monotonic(),
+                    f"{live.statistics()[1]} dropped by the kernel"
                 )
     finally:
         for sig, handler in previous.items():
@@ -297,6 +300,47 @@ def run_live(
         warnings.insert(0, f"the kernel dropped {drops} packets (raise -B, or narrow the filter)")
     click.echo(f"{stats.packets} packets captured, {drops} dropped by the kernel", err=True)
     return report(stats, warnings, False)
+
+
+def _read_ahead(live: LiveCapture, owners: SocketOwners | None) -> Iterator[Frame | None]:
+    """Frames from a reader thread, which asks for the owners of a connection's sockets the
+    moment its SYN arrives (a short-lived client may be gone by the time the SYN is analysed)."""
+    frames: queue.SimpleQueue[Frame | None | bool] = queue.SimpleQueue()
+
+    def read() -> None:
+        try:
+            for frame in live.frames():
+                if frame is not None and owners is not None:
+                    opening = _syn(frame)
+                    if opening is not None:
+                        owners.prefetch(*opening)
+                frames.put(frame)
+        finally:
+            frames.put(False)
+
+    sys.setswitchinterval(0.0005)  # let the reader and the lookups in quickly
+    threading.Thread(target=read, daemon=True).start()
+    while True:
+        try:
+            frame = frames.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        if frame is False:
+            return
+        yield frame
+
+
+def _syn(frame: Frame) -> tuple[Endpoint, Endpoint] | None:
+    """The two ends of a connection opening (SYN without ACK), else None."""
+    data = frame.data
+    tcp = (data[0] & 0x0F) * 4 if data[0] >> 4 == 4 else 40
+    if len(data) < tcp + 14 or data[tcp + 13] & 0x12 != 0x02:
+        return None
+    try:
+        segment = decode(frame.ts, LINK_RAW, data, frame.wirelen)
+    except (Undecodable, IndexError, ValueError, OSError):
+        return None
+    return (segment.src, segment.sport), (segment.dst, segment.dport)
 
 
 def _writer(path: str | None) -> PcapWriter | None:

@@ -9,10 +9,11 @@ behind them does. Lookups happen when a connection opens, before a short-lived s
 from __future__ import annotations
 
 import os
+import queue
 import re
 import socket
 import struct
-import time
+import threading
 
 from .flow import Endpoint
 
@@ -38,7 +39,6 @@ COMMANDS = (
 )
 FRONT_DOORS = frozenset({"apache2", "httpd", "nginx", "haproxy"})
 INTERPRETERS = re.compile(r"^(python[0-9.]*|uwsgi|gunicorn|sudo|env)$")
-REFRESH = 0.5  # seconds between two full scans of /proc/*/fd
 
 
 def service_of(argv: list[str]) -> str | None:
@@ -46,69 +46,121 @@ def service_of(argv: list[str]) -> str | None:
     if "-c" in argv:  # inline code says nothing about the service
         argv = argv[: argv.index("-c")]
     words = [os.path.basename(word) for word in argv[:4] if word]
-    if not words or words[0] in FRONT_DOORS:
+    if not words:
+        return None
+    program = words[0]
+    if INTERPRETERS.match(program):  # `python3 /usr/local/bin/glance-api ...` runs glance-api
+        program = next((word for word in words[1:] if not word.startswith("-")), program)
+    if program in FRONT_DOORS:
         return None
     for pattern, name in COMMANDS:
         if any(pattern.search(word) for word in words):
             return name
-    if INTERPRETERS.match(words[0]):
-        script = next((word for word in words[1:] if not word.startswith("-")), None)
-        return script or words[0]
-    return words[0]
+    return program
 
 
-def _address(text: str) -> tuple[str, int]:
-    host, port = text.split(":")
-    raw = bytes.fromhex(host)
-    if len(raw) == 4:
-        ip = socket.inet_ntop(socket.AF_INET, struct.pack("<I", struct.unpack(">I", raw)[0]))
-    else:
-        words = struct.unpack(">4I", raw)
-        ip = socket.inet_ntop(socket.AF_INET6, struct.pack("<4I", *words))
-    return ip, int(port, 16)
+def _hex(endpoint: Endpoint, family: int) -> str:
+    """An address as /proc/net/tcp* writes it: the raw bytes in host-order 32-bit words."""
+    host, port = endpoint
+    if family == socket.AF_INET6 and ":" not in host:
+        host = "::ffff:" + host  # an IPv4 peer of an IPv6 socket
+    raw = socket.inet_pton(family, host)
+    words = struct.unpack(f"<{len(raw) // 4}I", raw)
+    return "".join(f"{word:08X}" for word in words) + f":{port:04X}"
+
+
+def _forms(local: Endpoint, remote: Endpoint) -> list[tuple[str, str, str]]:
+    """(table, local, remote) to look for: IPv4 in tcp and, mapped, in tcp6; IPv6 in tcp6."""
+    if ":" in local[0]:
+        return [("tcp6", _hex(local, socket.AF_INET6), _hex(remote, socket.AF_INET6))]
+    return [
+        ("tcp", _hex(local, socket.AF_INET), _hex(remote, socket.AF_INET)),
+        ("tcp6", _hex(local, socket.AF_INET6), _hex(remote, socket.AF_INET6)),
+    ]
 
 
 class SocketOwners:
-    """Name the process behind each end of a TCP connection seen on this host."""
+    """Name the process behind each end of a TCP connection seen on this host.
+
+    `prefetch` is called by the capture loop the moment a SYN is read, and looks the sockets up
+    in a worker thread, before a short-lived client can exit; `lookup` then finds the answer.
+    """
 
     def __init__(self, proc: str = "/proc") -> None:
         self.proc = proc
+        self.found: dict[tuple[Endpoint, Endpoint], str | None] = {}
+        self.asked: dict[tuple[Endpoint, Endpoint], threading.Event] = {}
+        self.queue: queue.SimpleQueue[tuple[Endpoint, Endpoint]] = queue.SimpleQueue()
+        self.worker: threading.Thread | None = None
+        self.lock = threading.Lock()
         self.inode_pid: dict[int, int] = {}
-        self.scanned = 0.0
+        self.missed: set[int] = set()  # inodes no scan found: not worth another scan
         self.names: dict[int, str | None] = {}  # pid -> service
 
+    def prefetch(self, local: Endpoint, remote: Endpoint) -> None:
+        """Look both ends of a new connection up soon, in the worker thread."""
+        for pair in ((local, remote), (remote, local)):
+            if pair not in self.asked:
+                self.asked[pair] = threading.Event()
+                self.queue.put(pair)
+        if self.worker is None:
+            self.worker = threading.Thread(target=self._work, daemon=True)
+            self.worker.start()
+
+    def _work(self) -> None:
+        while True:
+            pair = self.queue.get()
+            name = self._resolve(*pair)
+            with self.lock:
+                self.found[pair] = name
+            self.asked[pair].set()
+
     def lookup(self, local: Endpoint, remote: Endpoint) -> str | None:
+        """The service owning the socket `local` connected to `remote`, or None."""
+        pair = (local, remote)
+        asked = self.asked.get(pair)
+        if asked is not None and asked.wait(1.0):
+            with self.lock:
+                self.asked.pop(pair, None)
+                return self.found.pop(pair, None)
+        with self.lock:
+            return self._resolve(local, remote)
+
+    def _resolve(self, local: Endpoint, remote: Endpoint) -> str | None:
         inode = self._inode(local, remote)
         if inode is None:
             return None
         pid = self.inode_pid.get(inode)
-        if pid is None and time.monotonic() - self.scanned > REFRESH:
-            self._scan()
-            pid = self.inode_pid.get(inode)
+        if pid is None and inode not in self.missed:
+            # a socket newer than the last scan: most come from processes already seen, whose
+            # few descriptors are read first; only then every process's
+            for pids in (list(self.names), None):
+                self._scan(pids)
+                pid = self.inode_pid.get(inode)
+                if pid is not None:
+                    break
+            else:
+                self.missed.add(inode)
         return None if pid is None else self._name(pid)
 
     def _inode(self, local: Endpoint, remote: Endpoint) -> int | None:
-        for table in ("tcp", "tcp6"):
+        """The inode of the socket with these two ends, from /proc/net/tcp or tcp6."""
+        for table, local_hex, remote_hex in _forms(local, remote):
             try:
                 with open(f"{self.proc}/net/{table}") as lines:
-                    next(lines, None)
                     for line in lines:
-                        fields = line.split()
-                        if len(fields) < 10:
-                            continue
-                        mine, theirs = _address(fields[1]), _address(fields[2])
-                        if _same(mine, local) and _same(theirs, remote) and fields[9] != "0":
+                        fields = line.split(None, 10)
+                        if fields[1] == local_hex and fields[2] == remote_hex and fields[9] != "0":
                             return int(fields[9])
-            except OSError:
+            except (OSError, IndexError):
                 continue
         return None
 
-    def _scan(self) -> None:
-        self.scanned = time.monotonic()
-        self.inode_pid.clear()
-        for pid in os.listdir(self.proc):
-            if not pid.isdigit():
-                continue
+    def _scan(self, pids: list[int] | None) -> None:
+        """Map the socket inodes of these processes (None: of all processes) to their pid."""
+        if pids is None:
+            pids = [int(name) for name in os.listdir(self.proc) if name.isdigit()]
+        for pid in pids:
             directory = f"{self.proc}/{pid}/fd"
             try:
                 fds = os.listdir(directory)
@@ -120,7 +172,7 @@ class SocketOwners:
                 except OSError:
                     continue
                 if target.startswith("socket:["):
-                    self.inode_pid[int(target[8:-1])] = int(pid)
+                    self.inode_pid[int(target[8:-1])] = pid
 
     def _name(self, pid: int) -> str | None:
         if pid not in self.names:
@@ -131,10 +183,3 @@ class SocketOwners:
                 argv = []
             self.names[pid] = service_of([word for word in argv if word])
         return self.names[pid]
-
-
-def _same(seen: Endpoint, wanted: Endpoint) -> bool:
-    """Equal addresses, counting an IPv4-mapped IPv6 address as its IPv4 form."""
-    return seen[1] == wanted[1] and seen[0].removeprefix("::ffff:") == wanted[0].removeprefix(
-        "::ffff:"
-    )

@@ -99,3 +99,37 @@ def test_bad_interface_and_filter_are_one_line_errors():
     assert command("-i", "nosuch0").stderr == "Error: nosuch0: no such interface\n"
     bad = command("-i", "lo", "port", "nine")
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "bad filter" in bad.stderr
+
+
+def test_names_from_processes_without_the_hook(tmp_path: Path):
+    """Each service its own process, no Requestshook header, uninformative User-Agents: live
+    capture names callers and callees from the processes that own the sockets."""
+    import process_lab
+
+    commands = process_lab.install(str(tmp_path))
+    services = process_lab.start_services(commands)
+    try:
+        sniffer = start_sniffer("-q", "-o", str(tmp_path / "live"), "-w", str(tmp_path / "p.pcap"))
+        process_lab.run_client(commands)
+        stop(sniffer)
+    finally:
+        process_lab.stop_services(services)
+    expected = [
+        "openstack->>keystone: GET /identity/",
+        "keystone-->>openstack: 300 Multiple Choices /identity/",
+        "openstack->>keystone: POST /identity/v3/auth/tokens",
+        "keystone-->>openstack: 201 Created /identity/v3/auth/tokens",
+        "openstack->>glance-api: GET /v2/images/a42bfade-78ec-4c95-b7b4-272ba265072c",
+        "glance-api->>keystone: GET /identity/v3/auth/tokens",
+        "keystone-->>glance-api: 200 OK /identity/v3/auth/tokens",
+        "glance-api-->>openstack: 200 OK /v2/images/a42bfade-78ec-4c95-b7b4-272ba265072c",
+        # port 60999 is in no layout: only the process can name glance-api here
+        "openstack->>glance-api: GET /v2/images/a42bfade-78ec-4c95-b7b4-272ba265072c/members",
+        "glance-api-->>openstack: 200 OK /v2/images/a42bfade-78ec-4c95-b7b4-272ba265072c/members",
+    ]
+    assert (tmp_path / "live" / "diagram.md").read_text().splitlines() == expected
+    # offline, the same packets give header/User-Agent/layout names: the processes made the names
+    offline = command("-q", "-r", str(tmp_path / "p.pcap"), "-o", str(tmp_path / "offline"))
+    diagram = (tmp_path / "offline" / "diagram.md").read_text()
+    assert offline.returncode == 0 and "python-requests->>keystone" in diagram
+    assert "127.0.0.1:60999" in diagram

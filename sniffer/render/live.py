@@ -40,11 +40,14 @@ class LiveView:
         self.out.write(f"{_clock(ts)} {line}\n")
         self.out.flush()
 
-    def show_status(self, text: str, now: float) -> None:
-        """Rewrite the status line, at most twice a second."""
+    def due(self, now: float) -> bool:
+        """Whether the status line should be rewritten now (at most twice a second)."""
         if self.status is None or now - self.last < 0.5:
-            return
+            return False
         self.last = now
+        return True
+
+    def show_status(self, text: str) -> None:
         self.status.write("\r\033[K" + text)
         self.status.flush()
         self.shown = True
