@@ -71,6 +71,7 @@ class Correlator:
         self.slack = slack
         self.tracks: dict[int, _Track] = {}  # id(head) -> track, for every hop of an open call
         self.active: dict[int, _Track] = {}  # id(call) -> track, in start order
+        self.unsettled: dict[int, _Track] = {}  # the active calls still waiting for a hop
         self.by_request_id: dict[str, _Track] = {}
         self.serving: dict[str, dict[int, _Track]] = {}  # callee -> its active calls, in order
         self.ready: list[tuple[float, int, str, _Track]] = []
@@ -136,6 +137,7 @@ class Correlator:
         )
         track = _Track(call, [head])
         self.active[id(call)] = track
+        self.unsettled[id(call)] = track
         self.serving.setdefault(callee, {})[id(call)] = track
         if request_id:
             self.by_request_id[request_id] = track
@@ -186,6 +188,7 @@ class Correlator:
 
     def _settle(self, track: _Track) -> None:
         track.settled = True
+        del self.unsettled[id(track.call)]
         call = track.call
         if self.on_progress is not None:
             self.on_progress("response", call, track.live_depth, track.heads[-1])
@@ -216,10 +219,8 @@ class Correlator:
         """Number and emit every message that nothing unsettled can precede any more."""
         self.now = max(self.now, now)
         limit = float("inf") if final else self.now - self.slack
-        for track in self.active.values():
-            if not track.settled:
-                limit = min(limit, track.heads[0].ts)
-                break  # active is in start order: the first unsettled one bounds the rest
+        if self.unsettled:  # in start order: the first one bounds the rest
+            limit = min(limit, next(iter(self.unsettled.values())).heads[0].ts)
         while self.ready and (final or self.ready[0][0] < limit):
             _, _, kind, track = heapq.heappop(self.ready)
             self._emit(kind, track)

@@ -14,7 +14,7 @@ import json
 import re
 from dataclasses import replace
 
-from .content import decoded
+from .content import decoded, parse
 from .flow import Body, Call, Exchange, Headers
 
 SECRET_HEADERS = frozenset(
@@ -48,6 +48,7 @@ SECRET_KEYS = frozenset(
 # keys whose values are tokens (high entropy: fingerprinted) inside these objects
 TOKEN_KEYS = {"token": "id", "access_token": None}
 MASK = "<redacted>"
+MARKS = (*SECRET_KEYS, "token")  # a body without any of these holds no secret we know
 _KEYS = "|".join(SECRET_KEYS)
 TEXT_SECRET = re.compile(rf'(?i)("(?:{_KEYS})"\s*:\s*)"(?:[^"\\]|\\.)*"|((?:{_KEYS})=)[^&\s]*')
 
@@ -105,8 +106,11 @@ def body(original: Body) -> Body:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return original  # binary: nothing readable to leak in a text document
+    lowered = text.lower()
+    if not any(key in lowered for key in MARKS):
+        return original  # no key that could hold a secret: nothing to walk or match
     try:
-        masked = json.dumps(_walk(json.loads(text)), ensure_ascii=False)
+        masked = json.dumps(_walk(parse(text)), ensure_ascii=False)
     except ValueError:  # not JSON (a form, or JSON cut by the body bound): mask by pattern
         masked = TEXT_SECRET.sub(_mask_match, text)
     if masked == text:

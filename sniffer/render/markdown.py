@@ -38,7 +38,7 @@ def section(message: FlowMessage, label: str) -> str:
         "",
         '=== "Body"',
         f'{INDENT}``` {language} title="{attr}" linenums="1"',
-        *(INDENT + line for line in text.split("\n")),
+        INDENT + text.replace("\n", "\n" + INDENT),  # one call, not one per line of a body
         f"{INDENT}```",
         "",
         "",

@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""Load on loopback while `osflow-sniff -i lo` captures it: what it keeps up with (root).
+
+    python3 scripts/live_bench.py --rates 500 1000 2000 --seconds 10 --clients 4
+
+For each rate, a server on 127.0.0.1:18774 answers every request with a 4 KiB JSON body, and
+`--clients` processes, each on one keep-alive connection, send paced requests carrying the
+Requestshook headers, for `--seconds`. osflow-sniff runs with `-o DIR` (all documents) on the
+same 2 cores. When the load ends it is given time to drain its backlog, then stopped with
+SIGINT. Reported: calls sent, calls captured complete (in calls.jsonl), kernel drops (from the
+socket's statistics, as osflow-sniff prints them), and how long the drain took.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+PORT = 18774
+SERVERS = [
+    {"id": f"{i:032x}", "name": f"vm-{i}", "status": "ACTIVE", "flavor": {"id": "2"}}
+    for i in range(60)
+]
+BODY = json.dumps(
+    {
+        "servers": SERVERS[
+            : next(n for n in range(60, 0, -1) if len(json.dumps({"servers": SERVERS[:n]})) <= 4096)
+        ]
+    }
+).encode()  # a JSON document of about 4 KiB
+RESPONSE_HEAD = (
+    f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(BODY)}\r\n"
+).encode()
+
+
+def serve(ready) -> None:
+    listener = socket.create_server(("127.0.0.1", PORT), reuse_port=True, backlog=64)
+    ready.set()
+    while True:
+        conn, _ = listener.accept()
+        threading.Thread(target=answer, args=(conn,), daemon=True).start()
+
+
+def answer(conn: socket.socket) -> None:
+    stream = conn.makefile("rb")
+    while True:
+        head = []
+        while (line := stream.readline()) not in (b"\r\n", b""):
+            head.append(line)
+        if not head:
+            return
+        request_id = next(
+            line.split(b":", 1)[1].strip()
+            for line in head
+            if line.lower().startswith(b"x-requestshook-request-id")
+        )
+        conn.sendall(
+            RESPONSE_HEAD
+            + b"X-Requestshook-Request-Id: "
+            + request_id
+            + b"\r\nX-Requestshook-Request-From: bench\r\n\r\n"
+            + BODY
+        )
+
+
+def client(number: int, rate: float, seconds: float, sent) -> None:
+    conn = socket.create_connection(("127.0.0.1", PORT))
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    stream = conn.makefile("rb")
+    start, count = time.monotonic(), 0
+    while (elapsed := time.monotonic() - start) < seconds:
+        due = count / rate
+        if due > elapsed:
+            time.sleep(due - elapsed)
+        request_id = f"{number:04x}{count:028x}"
+        conn.sendall(
+            (
+                f"GET /compute/v2.1/servers/detail HTTP/1.1\r\nHost: 127.0.0.1:{PORT}\r\n"
+                f"User-Agent: bench\r\nX-Requestshook-Request-Id: {request_id}\r\n"
+                f"X-Requestshook-Request-From: bench-{number}\r\n\r\n"
+            ).encode()
+        )
+        length = 0
+        while (line := stream.readline()) != b"\r\n":
+            if line.lower().startswith(b"content-length"):
+                length = int(line.split(b":")[1])
+        stream.read(length)
+        count += 1
+    conn.close()
+    with sent.get_lock():
+        sent.value += count
+
+
+def run(rate: float, seconds: float, clients: int) -> dict:
+    context = multiprocessing.get_context("fork")
+    ready = context.Event()
+    server = context.Process(target=serve, args=(ready,), daemon=True)
+    server.start()
+    ready.wait(10)
+    out = tempfile.mkdtemp(prefix="osflow-bench-")
+    sniffer = subprocess.Popen(
+        ["osflow-sniff", "-i", "lo", "-q", "-o", out, f"port {PORT}"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    sniffer.stderr.readline()  # "listening on lo": the filter is in place
+    sent = context.Value("l", 0)
+    workers = [
+        context.Process(target=client, args=(n, rate / clients, seconds, sent))
+        for n in range(clients)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    load_end = time.monotonic()
+    calls_file = os.path.join(out, "calls.jsonl")
+    drain = wait_for_drain(sniffer, load_end)
+    sniffer.send_signal(signal.SIGINT)
+    _, err = sniffer.communicate(timeout=600)
+    server.terminate()
+    captured = complete = 0
+    with open(calls_file) as lines:
+        for line in lines:
+            captured += 1
+            complete += not json.loads(line)["incomplete"]
+    drops = int(re.search(r"(\d+) dropped by the kernel", err).group(1))
+    return {
+        "rate": rate,
+        "sent": sent.value,
+        "captured": captured,
+        "complete": complete,
+        "drops": drops,
+        "drain_s": round(drain, 1),
+    }
+
+
+def wait_for_drain(sniffer: subprocess.Popen, since: float) -> float:
+    """Wait until the sniffer's CPU time stops growing (its backlog is processed)."""
+    last, idle = -1.0, 0
+    while idle < 3:
+        time.sleep(0.5)
+        with open(f"/proc/{sniffer.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        cpu = int(fields[11]) + int(fields[12])
+        idle = idle + 1 if cpu == last else 0
+        last = cpu
+    return time.monotonic() - since - 1.5
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rates", type=float, nargs="+", default=[500, 1000, 2000])
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--clients", type=int, default=4)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("live_bench: needs root (live capture)")
+    print(f"{'rate/s':>8} {'sent':>8} {'captured':>9} {'complete':>9} {'drops':>7} {'drain s':>8}")
+    for rate in args.rates:
+        result = run(rate, args.seconds, args.clients)
+        print(
+            f"{result['rate']:>8.0f} {result['sent']:>8} {result['captured']:>9} "
+            f"{result['complete']:>9} {result['drops']:>7} {result['drain_s']:>8}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
