@@ -5,10 +5,9 @@ Packets are raw by nature: what `-w` writes holds every token and password as ca
 
 from __future__ import annotations
 
-import os
 import struct
-import tempfile
 
+from .atomic import AtomicFile
 from .pcapfile import Frame
 
 NANOSECOND_MAGIC = 0xA1B23C4D
@@ -19,10 +18,8 @@ class PcapWriter:
     """Streams frames of one link type into a temporary file, renamed into place on close."""
 
     def __init__(self, path: str, linktype: int) -> None:
-        self.path = path
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, self.temp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=directory)
-        self.stream = os.fdopen(fd, "wb")
+        self.out = AtomicFile(path, binary=True)
+        self.stream = self.out.stream
         self.stream.write(struct.pack("<IHHiIII", NANOSECOND_MAGIC, 2, 4, 0, 0, SNAPLEN, linktype))
         self.record = struct.Struct("<IIII")
 
@@ -33,8 +30,4 @@ class PcapWriter:
         self.stream.write(frame.data)
 
     def close(self) -> None:
-        self.stream.flush()
-        os.fsync(self.stream.fileno())
-        self.stream.close()
-        os.chmod(self.temp, 0o644)
-        os.replace(self.temp, self.path)
+        self.out.commit()

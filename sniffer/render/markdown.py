@@ -9,9 +9,10 @@ import os
 import shutil
 
 from ..apiref import LABELS
+from ..atomic import AtomicFile
 from ..flow import FlowMessage
 from ..stats import Stats
-from .sink import AtomicFile, Sink
+from .sink import Sink
 from .text import body_block, header_lines, parts, title
 
 INDENT = "    "

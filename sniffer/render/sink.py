@@ -1,12 +1,10 @@
-"""The sink interface, and files that appear whole or not at all."""
+"""The sink interface: how every output format receives the flow."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable, Iterable
-from typing import TextIO
 
+from ..atomic import AtomicFile
 from ..flow import Call, FlowMessage
 from ..stats import Stats
 
@@ -52,31 +50,6 @@ class MaskingSink(Sink):
     def close(self, stats: Stats) -> None:
         for sink in self.sinks:
             sink.close(stats)
-
-
-class AtomicFile:
-    """A text file written to a temporary name beside its target, renamed into place on commit."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, self.temp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=directory)
-        self.stream: TextIO = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
-
-    def write(self, text: str) -> None:
-        self.stream.write(text)
-
-    def commit(self) -> None:
-        self.stream.flush()
-        os.fsync(self.stream.fileno())
-        self.stream.close()
-        os.chmod(self.temp, 0o644)
-        os.replace(self.temp, self.path)
-
-    def abort(self) -> None:
-        self.stream.close()
-        if os.path.exists(self.temp):
-            os.unlink(self.temp)
 
 
 class FileSink(Sink):
