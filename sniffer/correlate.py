@@ -195,25 +195,15 @@ class Correlator:
         self.stats.count("calls")
         if not call.complete:
             self.stats.count("incomplete_calls")
-        service_root = self._service_path(call)
+        request = call.request
         call.operation = self.operations.match(
-            SERVICE_TYPES.get(call.callee), call.request.method, service_root
+            SERVICE_TYPES.get(call.callee), request.method, request.path, request.body.data
         )
         heapq.heappush(self.ready, (call.request.ts, next(self.order), "request", track))
         track.messages = 1
         if call.response is not None:
             heapq.heappush(self.ready, (call.response.ts, next(self.order), "response", track))
             track.messages = 2
-
-    def _service_path(self, call: Call) -> str:
-        """The innermost hop's path relative to its service root (front-door prefix removed)."""
-        hop = call.hop
-        path = hop.request.path
-        if hop.server[1] in self.services.front_door_ports:
-            found = self.services.prefix_of(path)
-            if found:
-                path = path[len(found[0].rstrip("/")) :] or "/"
-        return path
 
     def advance(self, now: float, final: bool = False) -> None:
         """Number and emit every message that nothing unsettled can precede any more."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -109,3 +110,23 @@ def tcp_frame(
     )
     packet = dpkt.ip.IP(src=b"\x7f\0\0\x01", dst=b"\x7f\0\0\x01", p=6, data=segment)
     return bytes(dpkt.ethernet.Ethernet(src=b"\0" * 6, dst=b"\0" * 6, data=packet))
+
+
+REFERENCE = re.compile(r'^!!! reference "[^"]*"\n    \[[^\n]*\n\n', re.M)
+
+
+def assert_seed_document(produced: str) -> None:
+    """body.md equals the seed document, apart from trailing whitespace and from the API
+    references of steps (3) and (6): the seed's tool linked only glance operations, the full
+    catalog also links keystone's. The seed's own reference (step 5) is reproduced exactly."""
+
+    def lines(text: str) -> list[str]:
+        return [line.rstrip() for line in REFERENCE.sub("", text).split("\n")]
+
+    expected = (GOLDEN / "image-show.body.md").read_text(encoding="utf-8")
+    assert lines(produced) == lines(expected)
+    references = [block.rstrip().split("\n") for block in REFERENCE.findall(produced)]
+    (seed_reference,) = [block.rstrip().split("\n") for block in REFERENCE.findall(expected)]
+    assert references[1] == [line.rstrip() for line in seed_reference]
+    assert "[Password Authentication With Scoped Authorization]" in references[0][1]
+    assert "[Validate And Show Information For Token]" in references[2][1]

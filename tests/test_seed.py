@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import json
 
-from conftest import GOLDEN, PCAPS, disagreements
+from conftest import PCAPS, assert_seed_document, disagreements
 
 SEED = PCAPS / "image-show.pcap"
-
-
-def strip_trailing(text: str) -> list[str]:
-    return [line.rstrip() for line in text.split("\n")]
 
 
 def test_body_md_is_the_seed(sniff):
     run = sniff(SEED, options=("--show-secrets", "--lang", "ko"))
     assert run.exit_code == 0
-    expected = (GOLDEN / "image-show.body.md").read_text(encoding="utf-8")
-    assert strip_trailing(run.read("body.md")) == strip_trailing(expected)
+    assert_seed_document(run.read("body.md"))
 
 
 def test_diagram_is_the_seed_flow(sniff):
