@@ -128,7 +128,9 @@ class Correlator:
 
     def _new_call(self, head: RequestHead) -> _Track:
         request_id = head.header(ID_HEADER)
-        callee = self.services.callee(head.server, head.target.split("?", 1)[0], head.server_name)
+        callee = self.services.callee(
+            head.server, head.target.split("?", 1)[0], head.server_name, head.header("host")
+        )
         call = Call(
             id=request_id or "",  # without one, numbered in request order when emitted
             caller="",  # named with its parent, when its request is numbered
@@ -196,6 +198,8 @@ class Correlator:
         if not call.complete:
             self.stats.count("incomplete_calls")
         request = call.request
+        if call.response is not None and request.path.endswith("/auth/tokens"):
+            self.services.catalog.learn(call.response.body)  # names the callees from here on
         call.operation = self.operations.match(
             SERVICE_TYPES.get(call.callee), request.method, request.path, request.body.data
         )

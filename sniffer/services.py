@@ -18,6 +18,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 
+from .catalog import Catalog
 from .flow import Endpoint
 
 FRONT_DOOR_PORTS = (80,)
@@ -93,35 +94,47 @@ class ServicesFileError(ValueError):
 
 
 @dataclass
+class Layout:
+    """Where services listen: path prefixes behind a front door, and ports."""
+
+    prefixes: dict[str, str] = field(default_factory=dict)
+    ports: dict[int, str] = field(default_factory=dict)
+
+    def name(self, port: int, path: str, front_doors: frozenset[int]) -> str | None:
+        if port in front_doors:
+            for prefix in sorted(self.prefixes, key=len, reverse=True):  # the longest first
+                if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+                    return self.prefixes[prefix]
+        return self.ports.get(port)
+
+
+@dataclass
 class ServiceMap:
     front_door_ports: frozenset[int] = frozenset(FRONT_DOOR_PORTS)
-    prefixes: dict[str, str] = field(default_factory=lambda: dict(PREFIXES))
-    ports: dict[int, str] = field(default_factory=lambda: dict(PORTS))
+    layout: Layout = field(default_factory=lambda: Layout(dict(PREFIXES), dict(PORTS)))
+    user: Layout = field(default_factory=Layout)  # from the services file: before all else
     addresses: dict[Endpoint, str] = field(default_factory=dict)
     agents: dict[str, str] = field(default_factory=dict)
+    catalog: Catalog = field(default_factory=Catalog)
 
-    def prefix_of(self, path: str) -> tuple[str, str] | None:
-        """(prefix, service) of a front-door path, the longest prefix first."""
-        for prefix in sorted(self.prefixes, key=len, reverse=True):
-            if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
-                return prefix, self.prefixes[prefix]
-        return None
-
-    def callee(self, server: Endpoint, path: str, process: str | None = None) -> str:
-        """The service behind a server address, for a request with this path: the user file,
-        then the process that owns the socket (live), then the layout, then the address."""
-        named = self.addresses.get(server) or process
+    def callee(
+        self, server: Endpoint, path: str, process: str | None = None, host: str | None = None
+    ) -> str:
+        """The service behind a server address, for a request with this path and Host: the
+        user's file, the process that owns the socket (live), the catalog seen in the capture,
+        the built-in layout, then the address."""
+        port, doors = server[1], self.front_door_ports
+        named = (
+            self.addresses.get(server)
+            or self.user.name(port, path, doors)
+            or process
+            or self.catalog.name(host, port, path)
+            or self.layout.name(port, path, doors)
+        )
         if named:
             return named
-        if server[1] in self.front_door_ports:
-            found = self.prefix_of(path)
-            if found:
-                return found[1]
-        named = self.ports.get(server[1])
-        if named:
-            return named
-        host = f"[{server[0]}]" if ":" in server[0] else server[0]
-        return f"{host}:{server[1]}"
+        host_text = f"[{server[0]}]" if ":" in server[0] else server[0]
+        return f"{host_text}:{port}"
 
     @staticmethod
     def agent_product(user_agent: str | None) -> str | None:
@@ -160,17 +173,19 @@ class ServiceMap:
         return services
 
     def _merge(self, table: dict) -> None:
-        unknown = set(table) - {"front_door_ports", "prefixes", "ports", "agents"}
+        unknown = set(table) - {"front_door_ports", "prefixes", "ports", "agents", "layout"}
         if unknown:
             raise ValueError(f"unknown key {sorted(unknown)[0]!r}")
+        if table.get("layout", True) is False:  # forget devstack's prefixes and classic ports
+            self.layout = Layout()
         if "front_door_ports" in table:
             self.front_door_ports = frozenset(int(port) for port in table["front_door_ports"])
-        self.prefixes.update({str(k): str(v) for k, v in table.get("prefixes", {}).items()})
+        self.user.prefixes.update({str(k): str(v) for k, v in table.get("prefixes", {}).items()})
         self.agents.update({str(k): str(v) for k, v in table.get("agents", {}).items()})
         for key, name in table.get("ports", {}).items():
             key = str(key)
             if key.isdigit():
-                self.ports[int(key)] = str(name)
+                self.user.ports[int(key)] = str(name)
             else:
                 host, _, port = key.rpartition(":")
                 if not port.isdigit() or not host:

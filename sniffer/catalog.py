@@ -1,0 +1,75 @@
+"""Service names from the keystone catalog that a token response carries.
+
+When the capture shows `POST /v3/auth/tokens` (or a validation) answered with a catalog, every
+endpoint URL in it names the service behind that host, port and path prefix; later calls are
+named from it (after the user's file and live process names, before the built-in layout).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from .content import decoded, parse
+from .flow import Body
+
+# catalog service type -> the service names DESIGN.md uses
+TYPES = {
+    "identity": "keystone",
+    "image": "glance-api",
+    "compute": "nova-api",
+    "compute_legacy": "nova-api",
+    "network": "neutron-server",
+    "block-storage": "cinder-api",
+    "volume": "cinder-api",
+    "volumev2": "cinder-api",
+    "volumev3": "cinder-api",
+    "placement": "placement-api",
+    "object-store": "swift-proxy-server",
+    "database": "trove-api",
+    "orchestration": "heat-api",
+    "key-manager": "barbican-api",
+    "load-balancer": "octavia-api",
+    "dns": "designate-api",
+    "shared-file-system": "manila-api",
+    "sharev2": "manila-api",
+    "baremetal": "ironic-api",
+    "container-infra": "magnum-api",
+}
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class Catalog:
+    """Endpoints learnt from the capture: (host, port, path prefix) -> service name."""
+
+    def __init__(self) -> None:
+        self.endpoints: dict[tuple[str, int, str], str] = {}
+
+    def learn(self, body: Body) -> bool:
+        """Read a token response's catalog, if it has one; whether it had."""
+        data = decoded(body)
+        if b'"catalog"' not in data or body.truncated:
+            return False
+        try:
+            token = parse(data.decode("utf-8")).get("token", {})
+        except (ValueError, AttributeError, UnicodeDecodeError):
+            return False
+        for service in token.get("catalog") or []:
+            name = TYPES.get(service.get("type", ""), service.get("name"))
+            for endpoint in service.get("endpoints") or []:
+                url = urlsplit(endpoint.get("url", ""))
+                if url.hostname and name:
+                    port = url.port or DEFAULT_PORTS.get(url.scheme, 80)
+                    self.endpoints[(url.hostname, port, url.path.rstrip("/"))] = name
+        return True
+
+    def name(self, host: str | None, port: int, path: str) -> str | None:
+        """The service of the endpoint with the longest path prefix that this request is under."""
+        if not self.endpoints or not host:
+            return None
+        host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host.strip("[]")
+        best, length = None, -1
+        for (e_host, e_port, prefix), name in self.endpoints.items():
+            under = not prefix or path == prefix or path.startswith(prefix + "/")
+            if e_host == host and e_port == port and under and len(prefix) > length:
+                best, length = name, len(prefix)
+        return best
