@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
+import lab
+import pytest
 from conftest import OUTPUTS, PCAPS, REPO
 
 from sniffer import redact
@@ -12,33 +15,64 @@ from sniffer.flow import Body
 SEED = PCAPS / "image-show.pcap"
 
 
-def secrets_in_scenario() -> set[str]:
-    """Every credential the seed capture carries, from the scenario that made it."""
+SECRET_HEADERS = (
+    "x-auth-token",
+    "x-subject-token",
+    "x-service-token",
+    "authorization",
+    "cookie",
+    "set-cookie",
+)
+SECRET_KEYS = ("password", "adminPass", "secret")
+
+
+def secrets_on_the_wire(scenario: str) -> set[str]:
+    """Every credential a lab scenario puts on the wire, read from the bytes the lab sends."""
     found: set[str] = set()
 
-    def walk(call: dict) -> None:
-        for message in (call, call["response"]):
-            for headers in (message["headers"], message.get("backend_headers", [])):
-                found.update(v for k, v in headers if k.lower() in redact.SECRET_HEADERS)
-        password = (call["body"] or {}).get("auth", {}).get("identity", {}).get("password")
-        if password:
-            found.add(password["user"]["password"])
-        for child in call.get("calls", []):
-            walk(child)
+    def walk_json(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in SECRET_KEYS and isinstance(value, str):
+                    found.add(value)
+                walk_json(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk_json(item)
 
-    scenario = json.loads((REPO / "scripts/scenarios/image-show.json").read_text())
-    for call in scenario["calls"]:
-        walk(call)
+    def read(message: bytes) -> None:
+        head, _, body = message.partition(b"\r\n\r\n")
+        for line in head.decode("latin-1").split("\r\n")[1:]:
+            name, _, value = line.partition(": ")
+            if name.lower() in SECRET_HEADERS:
+                found.add(value)
+        with contextlib.suppress(ValueError):
+            walk_json(json.loads(body))
+
+    def calls(call: lab.Call) -> None:
+        for message in (call.request, call.backend_request, call.response):
+            if message:
+                read(message)
+        for child in call.children:
+            calls(child)
+
+    built = lab.Lab(json.loads((REPO / f"scripts/scenarios/{scenario}.json").read_text()))
+    for roots in built.roots:
+        for root in roots:
+            calls(root)
     return found
 
 
-def test_no_output_contains_a_secret(sniff):
-    secrets = secrets_in_scenario()
-    assert len(secrets) == 3  # the user's token, glance's service token, the password
-    run = sniff(SEED)
-    texts = [run.read(name) for name in OUTPUTS] + [run.stdout]
+@pytest.mark.parametrize("hook", ["", "-nohook"])
+@pytest.mark.parametrize("scenario", ["image-show", "server-create", "image-upload"])
+def test_no_output_contains_a_secret(sniff, scenario, hook):
+    secrets = secrets_on_the_wire(scenario)
+    capture = (PCAPS / f"{scenario}{hook}.pcap").read_bytes()
+    assert secrets and all(secret.encode() in capture for secret in secrets)
+    run = sniff(PCAPS / f"{scenario}{hook}.pcap")
+    texts = [run.read(name) for name in OUTPUTS] + [run.stdout, run.stderr]
     for secret in secrets:
-        shown = f'"{secret}"' if secret == "asdf" else secret  # a short word: match it as a value
+        shown = f'"{secret}"' if len(secret) < 8 else secret  # a short word: match it as a value
         assert not any(shown in text for text in texts), secret
 
 
@@ -55,7 +89,7 @@ def test_the_same_token_gets_the_same_marker(sniff):
 def test_show_secrets_writes_them_as_captured(sniff):
     run = sniff(SEED, options=("--show-secrets",))
     body = run.read("body.md")
-    assert all(secret in body for secret in secrets_in_scenario())
+    assert all(secret in body for secret in secrets_on_the_wire("image-show"))
 
 
 def test_bodies_that_are_not_json_are_masked_by_pattern():
