@@ -18,6 +18,7 @@ import click
 from . import __version__
 from .afpacket import CaptureUnavailable, LiveCapture
 from .decode import LINK_RAW, Undecodable, decode
+from .filters import IgnoreFileError, Selection, load_ignore
 from .flow import Endpoint
 from .pcapfile import CaptureError, CaptureReader, Frame, read_captures
 from .pcapwriter import PcapWriter
@@ -48,11 +49,24 @@ def parse_size(text: str) -> int:
     return int(found.group(1)) * {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[unit]
 
 
-def output_sinks(directory: str, lang: str) -> list[Sink]:
+@dataclass
+class Outputs:
+    """Where the flow goes and how it reads."""
+
+    directory: str | None
+    lang: str
+    templates: bool
+    quiet: bool
+
+    def files(self) -> list[Sink]:
+        return output_sinks(self.directory, self.lang, self.templates) if self.directory else []
+
+
+def output_sinks(directory: str, lang: str, templates: bool = False) -> list[Sink]:
     try:
         os.makedirs(directory, exist_ok=True)
         return [
-            DocumentSink(directory, lang),
+            DocumentSink(directory, lang, templates),
             LogSink(os.path.join(directory, "log.md")),
             JsonlSink(os.path.join(directory, "calls.jsonl")),
         ]
@@ -144,6 +158,35 @@ def explain(stats: Stats) -> str | None:
     is_flag=True,
     help="Write tokens and passwords as captured (by default they are masked in every output).",
 )
+@click.option(
+    "--ignore",
+    "ignore_file",
+    metavar="FILE",
+    help="Drop the calls matching the filters of a requestshook ignore file (JSON).",
+)
+@click.option(
+    "--only-service",
+    multiple=True,
+    metavar="NAME",
+    help="Show only the calls NAME makes or serves (repeatable).",
+)
+@click.option(
+    "--exclude-service",
+    multiple=True,
+    metavar="NAME",
+    help="Drop the calls NAME makes or serves, and theirs (repeatable).",
+)
+@click.option(
+    "--exclude-path",
+    multiple=True,
+    metavar="REGEX",
+    help="Drop the calls whose path matches REGEX, and theirs (repeatable).",
+)
+@click.option(
+    "--template-ids",
+    is_flag=True,
+    help="Show paths as their API templates in diagrams and headings (/v2/images/{image_id}).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Do not print the flow on the terminal.")
 @click.argument("expression", nargs=-1)
 @click.version_option(__version__, "-V", "--version")
@@ -160,6 +203,11 @@ def main(
     lang: str,
     show_secrets: bool,
     quiet: bool,
+    ignore_file: str | None,
+    only_service: tuple[str, ...],
+    exclude_service: tuple[str, ...],
+    exclude_path: tuple[str, ...],
+    template_ids: bool,
     expression: tuple[str, ...],
 ) -> None:
     """Rebuild the call flow of OpenStack services from HTTP/1.1 traffic.
@@ -180,8 +228,10 @@ def main(
     except ServicesFileError as error:
         raise click.ClickException(str(error)) from None
     options = Options(parse_size(max_body), services, show_secrets)
+    options.selection = selection(ignore_file, only_service, exclude_service, exclude_path)
+    outputs = Outputs(output, lang, template_ids, quiet)
     if files:
-        code = run_offline(files, output, lang, quiet, options)
+        code = run_offline(files, outputs, options)
     else:
         code = run_live(
             interface,
@@ -189,21 +239,32 @@ def main(
             buffer_mib << 20,
             write_file,
             Stop(count, duration),
-            output,
-            lang,
-            quiet,
+            outputs,
             options,
         )
     sys.exit(code)
 
 
-def run_offline(
-    files: tuple[str, ...], output: str | None, lang: str, quiet: bool, options: Options
-) -> int:
+def selection(
+    ignore_file: str | None,
+    only: tuple[str, ...],
+    exclude: tuple[str, ...],
+    paths: tuple[str, ...],
+) -> Selection:
+    try:
+        rules = load_ignore(ignore_file) if ignore_file else []
+        patterns = tuple(re.compile(path) for path in paths)
+    except IgnoreFileError as error:
+        raise click.ClickException(str(error)) from None
+    except re.error as error:
+        raise click.BadParameter(f"--exclude-path: {error}") from None
+    return Selection(rules, frozenset(only), frozenset(exclude), patterns)
+
+
+def run_offline(files: tuple[str, ...], outputs: Outputs, options: Options) -> int:
     readers = [_open(path) for path in files]
-    sinks: list[Sink] = [] if quiet else [ConsoleSink(sys.stdout)]
-    if output:
-        sinks += output_sinks(output, lang)
+    sinks: list[Sink] = [] if outputs.quiet else [ConsoleSink(sys.stdout, outputs.templates)]
+    sinks += outputs.files()
     pipeline = Pipeline(sinks, options)
     warnings: list[str] = []
     interrupted = False
@@ -243,17 +304,17 @@ def run_live(
     buffer: int,
     write_file: str | None,
     stop: Stop,
-    output: str | None,
-    lang: str,
-    quiet: bool,
+    outputs: Outputs,
     options: Options,
 ) -> int:
     try:
         live = LiveCapture(interface, expression, buffer)
     except CaptureUnavailable as error:
         raise click.ClickException(str(error)) from None
-    sinks = output_sinks(output, lang) if output else []
-    view = None if quiet else LiveView(sys.stdout, sys.stderr if sys.stderr.isatty() else None)
+    sinks = outputs.files()
+    view = (
+        None if outputs.quiet else LiveView(sys.stdout, sys.stderr if sys.stderr.isatty() else None)
+    )
     options.slack, options.owners = LIVE_SLACK, SocketOwners()
     options.progress = view.progress if view else None
     pipeline = Pipeline(sinks, options)

@@ -12,6 +12,7 @@ from . import redact
 from .apiref import OperationIndex
 from .correlate import SLACK, Correlator
 from .decode import Undecodable, decode
+from .filters import SelectingSink, Selection
 from .flow import Call, FlowMessage
 from .http import MAX_BODY, HttpConnection, RequestHead
 from .pcapfile import Frame
@@ -30,6 +31,7 @@ class Options:
     slack: float = SLACK  # seconds a message waits for earlier ones still being parsed
     owners: SocketOwners | None = None  # live: name the processes behind each connection
     progress: Callable[[str, Call, int, RequestHead], None] | None = None  # live view
+    selection: Selection | None = None  # which calls the outputs show
 
 
 class Pipeline:
@@ -40,6 +42,8 @@ class Pipeline:
         self.sinks = list(sinks)
         if not options.show_secrets:
             self.sinks = [MaskingSink(self.sinks, redact.call)]
+        if options.selection:
+            self.sinks = [SelectingSink(self.sinks, options.selection)]
         self.stats = Stats()
         self.correlator = Correlator(
             options.services or ServiceMap(),

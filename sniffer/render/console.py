@@ -10,15 +10,15 @@ from .sink import Sink
 from .text import title
 
 
-def line(message: FlowMessage) -> str:
+def line(message: FlowMessage, templates: bool = False) -> str:
     call = message.call
     shown = call.request if message.is_request else call.response
     clock = datetime.fromtimestamp(shown.ts, UTC).strftime("%H:%M:%S.%f")[:-3]
     indent = "  " * call.depth
     if message.is_request:
-        text = f"{indent}{call.caller} → {call.callee}  {title(message)}"
+        text = f"{indent}{call.caller} → {call.callee}  {title(message, templates)}"
     else:
-        text = f"{indent}{call.caller} ← {call.callee}  {title(message)}"
+        text = f"{indent}{call.caller} ← {call.callee}  {title(message, templates)}"
         if call.duration is not None:
             text += f"  ({call.duration * 1000:.1f} ms)"
     if (message.is_request and not call.request.complete) or (
@@ -31,9 +31,10 @@ def line(message: FlowMessage) -> str:
 
 
 class ConsoleSink(Sink):
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, templates: bool = False) -> None:
         self.stream = stream
+        self.templates = templates
 
     def message(self, message: FlowMessage) -> None:
-        self.stream.write(line(message) + "\n")
+        self.stream.write(line(message, self.templates) + "\n")
         self.stream.flush()

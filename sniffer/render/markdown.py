@@ -18,10 +18,10 @@ from .text import body_block, header_lines, parts, title
 INDENT = "    "
 
 
-def section(message: FlowMessage, label: str) -> str:
+def section(message: FlowMessage, label: str, templates: bool = False) -> str:
     """One message as in the seed document."""
     call = message.call
-    heading = title(message)
+    heading = title(message, templates)
     attr = heading.replace('"', "'")
     arrow = "-->" if message.is_request else "<--"
     lines = ["", f"### ({message.number}) {heading}"]
@@ -47,19 +47,26 @@ def section(message: FlowMessage, label: str) -> str:
     return "\n".join(lines)
 
 
-def diagram_line(message: FlowMessage) -> str:
+def diagram_line(message: FlowMessage, templates: bool = False) -> str:
     """A mermaid sequence message: request caller->>callee, response callee-->>caller."""
     call = message.call
     if message.is_request:
-        return f"{call.caller}->>{call.callee}: {title(message)}"
-    return f"{call.callee}-->>{call.caller}: {title(message)}"
+        return f"{call.caller}->>{call.callee}: {title(message, templates)}"
+    return f"{call.callee}-->>{call.caller}: {title(message, templates)}"
 
 
 class DocumentSink(Sink):
     """body.md, diagram.md and index.md, streamed; index.md is its header and diagram, with
     body.md appended when the flow ends (each section is rendered once, for both files)."""
 
-    def __init__(self, directory: str, lang: str = "en", title_text: str = "Call flow") -> None:
+    def __init__(
+        self,
+        directory: str,
+        lang: str = "en",
+        templates: bool = False,
+        title_text: str = "Call flow",
+    ) -> None:
+        self.templates = templates
         self.body = AtomicFile(os.path.join(directory, "body.md"))
         self.diagram = AtomicFile(os.path.join(directory, "diagram.md"))
         self.index = AtomicFile(os.path.join(directory, "index.md"))
@@ -67,10 +74,10 @@ class DocumentSink(Sink):
         self.index.write(f"# {title_text}\n\n```mermaid\nsequenceDiagram\n{INDENT}autonumber\n")
 
     def message(self, message: FlowMessage) -> None:
-        line = diagram_line(message) + "\n"
+        line = diagram_line(message, self.templates) + "\n"
         self.diagram.write(line)
         self.index.write(INDENT + line)
-        self.body.write(section(message, self.label))
+        self.body.write(section(message, self.label, self.templates))
 
     def close(self, stats: Stats) -> None:
         self.index.write("```\n")

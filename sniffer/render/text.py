@@ -15,12 +15,29 @@ def parts(message: FlowMessage) -> tuple[Headers, Body]:
     return shown.headers + shown.trailers, shown.body
 
 
-def title(message: FlowMessage) -> str:
-    """`METHOD PATH` for a request, `STATUS REASON PATH` for a response."""
+def title(message: FlowMessage, templates: bool = False) -> str:
+    """`METHOD PATH` for a request, `STATUS REASON PATH` for a response; with `templates`, the
+    path as its API template (`/v2/images/{image_id}`) where the operation is known."""
     call = message.call
+    target = call.request.target
+    if templates and call.operation is not None:
+        target = templated(call.request.path, call.operation.template)
     if message.is_request or call.response is None:
-        return f"{call.request.method} {call.request.target}"
-    return f"{call.response.status} {call.response.reason} {call.request.target}"
+        return f"{call.request.method} {target}"
+    return f"{call.response.status} {call.response.reason} {target}"
+
+
+def templated(path: str, template: str) -> str:
+    """The path with the segments the template names replaced by their names; the template
+    matches the path's end (a deployment prefix and version may come before it)."""
+    names = [name for name in template.split("/") if name]
+    segments = path.rstrip("/").split("/")
+    if len(names) >= len(segments):
+        return path
+    head, tail = segments[: len(segments) - len(names)], segments[len(segments) - len(names) :]
+    return "/".join(
+        head + [n if n.startswith("{") else s for s, n in zip(tail, names, strict=True)]
+    )
 
 
 def header_lines(headers: Headers) -> list[str]:

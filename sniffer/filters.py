@@ -1,0 +1,142 @@
+"""Less noise: drop calls (and the calls made while serving them) from every output.
+
+Rules come from an ignore file in the JSON format the original requestshook tool read:
+
+    {"mappings": {"{uuid}": "[0-9a-f-]{32,36}"},
+     "filters": [{"from": "nova-compute", "to": "placement-api", "method": "GET",
+                  "urls": ["/placement/resource_providers/{uuid}/inventories"]}]}
+
+A filter drops a call when every field it has matches (`urls`: any of them matches the whole
+path of one of the call's hops, `mappings` standing for parts of it), and from the command line:
+`--only-service` keeps the calls a service makes or serves, `--exclude-service` drops them, and
+`--exclude-path` drops calls whose path matches a regular expression. The kept messages are
+numbered again from 1.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+from .flow import Call, FlowMessage
+from .render.sink import Sink
+from .stats import Stats
+
+
+class IgnoreFileError(ValueError):
+    """The ignore file cannot be used."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    caller: str | None = None
+    callee: str | None = None
+    method: str | None = None
+    urls: tuple[re.Pattern[str], ...] = ()
+
+    def matches(self, call: Call) -> bool:
+        if self.caller is not None and call.caller != self.caller:
+            return False
+        if self.callee is not None and call.callee != self.callee:
+            return False
+        if self.method is not None and call.request.method != self.method.upper():
+            return False
+        paths = [hop.request.path for hop in call.hops]
+        return not self.urls or any(url.fullmatch(path) for url in self.urls for path in paths)
+
+
+def load_ignore(path: str) -> list[Rule]:
+    try:
+        with open(path, encoding="utf-8") as stream:
+            table = json.load(stream)
+        mappings = dict(table.get("mappings", {}))
+        return [_rule(entry, mappings) for entry in table.get("filters", [])]
+    except OSError as error:
+        raise IgnoreFileError(f"{path}: {error.strerror}") from None
+    except (ValueError, TypeError, AttributeError, re.error) as error:
+        raise IgnoreFileError(f"{path}: {error}") from None
+
+
+def _rule(entry: dict, mappings: dict[str, str]) -> Rule:
+    unknown = set(entry) - {"from", "to", "method", "urls"}
+    if unknown:
+        raise ValueError(f"unknown filter field {sorted(unknown)[0]!r}")
+    return Rule(
+        entry.get("from"),
+        entry.get("to"),
+        entry.get("method"),
+        tuple(_url(url, mappings) for url in entry.get("urls", [])),
+    )
+
+
+def _url(url: str, mappings: dict[str, str]) -> re.Pattern[str]:
+    """A URL pattern: the mappings' placeholders are regular expressions, the rest is literal."""
+    if not mappings:
+        return re.compile(re.escape(url))
+    placeholders = "|".join(re.escape(name) for name in mappings)
+    parts = re.split(f"({placeholders})", url)
+    return re.compile("".join(mappings.get(part, re.escape(part)) for part in parts))
+
+
+@dataclass
+class Selection:
+    """Which calls the outputs show."""
+
+    rules: list[Rule] = field(default_factory=list)
+    only_services: frozenset[str] = frozenset()
+    exclude_services: frozenset[str] = frozenset()
+    exclude_paths: tuple[re.Pattern[str], ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.rules or self.only_services or self.exclude_services or self.exclude_paths)
+
+    def drops(self, call: Call) -> bool:
+        services = {call.caller, call.callee}
+        if self.only_services and not services & self.only_services:
+            return True
+        if services & self.exclude_services:
+            return True
+        if any(pattern.search(call.request.path) for pattern in self.exclude_paths):
+            return True
+        return any(rule.matches(call) for rule in self.rules)
+
+
+class SelectingSink(Sink):
+    """Hands the sinks behind it only the selected calls, numbered again."""
+
+    def __init__(self, sinks: Iterable[Sink], selection: Selection) -> None:
+        self.sinks = list(sinks)
+        self.selection = selection
+        self.views: dict[int, Call | None] = {}  # id(call) -> its renumbered copy, None: dropped
+        self.dropped: set[int] = set()  # ids of dropped calls, so that their children go too
+        self.number = 0
+
+    def message(self, message: FlowMessage) -> None:
+        call = message.call
+        if message.is_request:
+            parent_dropped = call.parent is not None and id(call.parent) in self.dropped
+            if parent_dropped or self.selection.drops(call):
+                self.dropped.add(id(call))
+                self.views[id(call)] = None
+            else:
+                self.views[id(call)] = replace(call, numbers=[])
+        view = self.views.get(id(call))
+        if view is None:
+            return
+        self.number += 1
+        view.numbers.append(self.number)
+        for sink in self.sinks:
+            sink.message(FlowMessage(self.number, message.kind, view))
+
+    def call(self, call: Call) -> None:
+        self.dropped.discard(id(call))  # its children, made while it was served, came before
+        view = self.views.pop(id(call), None)
+        if view is not None:
+            for sink in self.sinks:
+                sink.call(view)
+
+    def close(self, stats: Stats) -> None:
+        for sink in self.sinks:
+            sink.close(stats)
