@@ -312,9 +312,8 @@ def run_live(
     except CaptureUnavailable as error:
         raise click.ClickException(str(error)) from None
     sinks = outputs.files()
-    view = (
-        None if outputs.quiet else LiveView(sys.stdout, sys.stderr if sys.stderr.isatty() else None)
-    )
+    status = sys.stderr if sys.stderr.isatty() else None
+    view = None if outputs.quiet else LiveView(sys.stdout, status, options.selection)
     options.slack, options.owners = LIVE_SLACK, SocketOwners()
     options.progress = view.progress if view else None
     pipeline = Pipeline(sinks, options)

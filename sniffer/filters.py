@@ -36,14 +36,13 @@ class Rule:
     method: str | None = None
     urls: tuple[re.Pattern[str], ...] = ()
 
-    def matches(self, call: Call) -> bool:
-        if self.caller is not None and call.caller != self.caller:
+    def matches(self, caller: str, callee: str, method: str, paths: list[str]) -> bool:
+        if self.caller is not None and caller != self.caller:
             return False
-        if self.callee is not None and call.callee != self.callee:
+        if self.callee is not None and callee != self.callee:
             return False
-        if self.method is not None and call.request.method != self.method.upper():
+        if self.method is not None and method != self.method.upper():
             return False
-        paths = [hop.request.path for hop in call.hops]
         return not self.urls or any(url.fullmatch(path) for url in self.urls for path in paths)
 
 
@@ -93,14 +92,19 @@ class Selection:
         return bool(self.rules or self.only_services or self.exclude_services or self.exclude_paths)
 
     def drops(self, call: Call) -> bool:
-        services = {call.caller, call.callee}
+        paths = [hop.request.path for hop in call.hops]
+        return self.drops_parts(call.caller, call.callee, call.request.method, paths)
+
+    def drops_parts(self, caller: str, callee: str, method: str, paths: list[str]) -> bool:
+        """Whether a call so described is left out (its paths: one per hop, innermost last)."""
+        services = {caller, callee}
         if self.only_services and not services & self.only_services:
             return True
         if services & self.exclude_services:
             return True
-        if any(pattern.search(call.request.path) for pattern in self.exclude_paths):
+        if any(pattern.search(paths[-1]) for pattern in self.exclude_paths):
             return True
-        return any(rule.matches(call) for rule in self.rules)
+        return any(rule.matches(caller, callee, method, paths) for rule in self.rules)
 
 
 class SelectingSink(Sink):

@@ -9,18 +9,27 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TextIO
 
+from ..filters import Selection
 from ..flow import Call
 from ..http import RequestHead
 
 
 class LiveView:
-    def __init__(self, out: TextIO, status: TextIO | None) -> None:
+    def __init__(
+        self, out: TextIO, status: TextIO | None, selection: Selection | None = None
+    ) -> None:
         self.out = out
+        self.selection = selection  # calls dropped from the outputs are not shown either
         self.status = status  # a terminal for the status line, or None
         self.shown = False
         self.last = 0.0
 
     def progress(self, kind: str, call: Call, depth: int, head: RequestHead) -> None:
+        path = head.target.split("?", 1)[0]
+        if self.selection and self.selection.drops_parts(
+            call.caller, call.callee, head.method, [path]
+        ):
+            return
         self._clear()
         indent = "  " * depth
         if kind == "request":
