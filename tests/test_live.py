@@ -50,6 +50,8 @@ def test_live_capture_of_the_seed_lab(tmp_path: Path, sig: int):
     live = Run(0, out, err, out_dir)
     assert disagreements(live, truth) == []
     assert len(out.splitlines()) == 8  # the live view: each call as it starts and as it ends
+    assert "glance-api  200 OK /v2/images/a42bfade-78ec-4c95-b7b4-272ba265072c" in out
+    assert "[Show Image]" in out  # the operation, named as soon as the call ends
 
     # (b) the documents equal those made offline from the packets it saved
     offline = command("-q", "-r", str(saved), "-o", str(tmp_path / "offline"))

@@ -44,6 +44,8 @@ class LiveView:
             else:
                 line += f"{response.status} {response.reason} {head.target}"
                 line += f"  ({(response.end_ts - call.start) * 1000:.1f} ms)"
+            if call.operation is not None:
+                line += f"  [{call.operation.title}]"
             if not call.complete:
                 line += "  [incomplete]"
         self.out.write(f"{_clock(ts)} {line}\n")
