@@ -192,8 +192,6 @@ class Correlator:
         track.settled = True
         del self.unsettled[id(track.call)]
         call = track.call
-        if self.on_progress is not None:
-            self.on_progress("response", call, track.live_depth, track.heads[-1])
         self.stats.count("calls")
         if not call.complete:
             self.stats.count("incomplete_calls")
@@ -203,6 +201,8 @@ class Correlator:
         call.operation = self.operations.match(
             SERVICE_TYPES.get(call.callee), request.method, request.path, request.body.data
         )
+        if self.on_progress is not None:
+            self.on_progress("response", call, track.live_depth, track.heads[-1])
         heapq.heappush(self.ready, (call.request.ts, next(self.order), "request", track))
         track.messages = 1
         if call.response is not None:
