@@ -10,8 +10,10 @@ deployment prefix (`/compute`, `/image`, ...), and without a leading version (`/
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+from collections.abc import Iterable
 from importlib import resources
 
 from .flow import Operation
@@ -32,9 +34,10 @@ VERSION = re.compile(r"^/v\d+(\.\d+)?(?=/|$)")
 LABELS = {"en": "API reference", "ko": "API 참조"}
 
 
-def load_operations() -> list[Operation]:
+@functools.cache
+def load_operations() -> tuple[Operation, ...]:
     table = json.loads(resources.files("sniffer").joinpath("data/operations.json").read_text())
-    return [Operation(**entry) for entry in table["operations"]]
+    return tuple(Operation(**entry) for entry in table["operations"])
 
 
 def _pattern(template: str) -> re.Pattern[str]:
@@ -65,7 +68,13 @@ class OperationIndex:
     operations sharing one template (keystone's many POST /v3/auth/tokens) the one whose title
     words the request body shares most (password, token, scope ...)."""
 
-    def __init__(self, operations: list[Operation] | None = None) -> None:
+    @classmethod
+    @functools.cache
+    def default(cls) -> OperationIndex:
+        """The index of the shipped table, built once per process."""
+        return cls()
+
+    def __init__(self, operations: Iterable[Operation] | None = None) -> None:
         operations = load_operations() if operations is None else operations
         self.table: dict[tuple[str, str], list[tuple[re.Pattern[str], list[Operation]]]] = {}
         grouped: dict[tuple[str, str, str], list[Operation]] = {}

@@ -47,7 +47,7 @@ class Pipeline:
         self.stats = Stats()
         self.correlator = Correlator(
             options.services or ServiceMap(),
-            OperationIndex(),
+            OperationIndex.default(),
             self.stats,
             self._message,
             self._call,
