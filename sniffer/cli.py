@@ -268,6 +268,7 @@ def run_offline(files: tuple[str, ...], outputs: Outputs, options: Options) -> i
     pipeline = Pipeline(sinks, options)
     warnings: list[str] = []
     interrupted = False
+    signal.signal(signal.SIGTERM, _interrupt)  # as PID 1 in a container, SIGTERM is ours to handle
     try:
         pipeline.run(read_captures(readers))
     except KeyboardInterrupt:
@@ -280,6 +281,10 @@ def run_offline(files: tuple[str, ...], outputs: Outputs, options: Options) -> i
         if reader.truncated:
             warnings.append(f"{reader.path}: cut short mid-record; processed what came before")
     return report(stats, warnings + damage(stats), interrupted)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 @dataclass
