@@ -190,7 +190,7 @@ class Builder:
             f"{call.method} {call.path} HTTP/1.1", self.strip(headers), wire_body
         )
         if mode == "proxy":
-            backend = spec.get("backend_headers") or self.proxy_headers(headers, address)
+            backend = spec.get("backend_headers") or self.proxy_headers(headers, ROUTES[prefix][2])
             call.backend_request = serialize(
                 f"{call.method} {call.backend_path} HTTP/1.1", self.strip(backend), wire_body
             )

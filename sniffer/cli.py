@@ -25,6 +25,7 @@ from .pcapwriter import PcapWriter
 from .pipeline import Options, Pipeline
 from .procnet import SocketOwners
 from .render.console import ConsoleSink
+from .render.har import HarSink
 from .render.jsonl import JsonlSink
 from .render.live import LiveView
 from .render.log import LogSink
@@ -57,9 +58,16 @@ class Outputs:
     lang: str
     templates: bool
     quiet: bool
+    har: str | None = None
 
     def files(self) -> list[Sink]:
-        return output_sinks(self.directory, self.lang, self.templates) if self.directory else []
+        sinks = output_sinks(self.directory, self.lang, self.templates) if self.directory else []
+        if self.har:
+            try:
+                sinks.append(HarSink(self.har))
+            except OSError as error:
+                raise click.ClickException(f"cannot write {self.har}: {error.strerror}") from None
+        return sinks
 
 
 def output_sinks(directory: str, lang: str, templates: bool = False) -> list[Sink]:
@@ -69,6 +77,7 @@ def output_sinks(directory: str, lang: str, templates: bool = False) -> list[Sin
             DocumentSink(directory, lang, templates),
             LogSink(os.path.join(directory, "log.md")),
             JsonlSink(os.path.join(directory, "calls.jsonl")),
+            HarSink(os.path.join(directory, "flow.har")),
         ]
     except OSError as error:
         raise click.ClickException(f"cannot write to {directory}: {error.strerror}") from None
@@ -182,6 +191,7 @@ def explain(stats: Stats) -> str | None:
     metavar="REGEX",
     help="Drop the calls whose path matches REGEX, and theirs (repeatable).",
 )
+@click.option("--har", "har_file", metavar="FILE", help="Write the calls as HAR 1.2 to FILE.")
 @click.option(
     "--template-ids",
     is_flag=True,
@@ -207,6 +217,7 @@ def main(
     only_service: tuple[str, ...],
     exclude_service: tuple[str, ...],
     exclude_path: tuple[str, ...],
+    har_file: str | None,
     template_ids: bool,
     expression: tuple[str, ...],
 ) -> None:
@@ -229,7 +240,7 @@ def main(
         raise click.ClickException(str(error)) from None
     options = Options(parse_size(max_body), services, show_secrets)
     options.selection = selection(ignore_file, only_service, exclude_service, exclude_path)
-    outputs = Outputs(output, lang, template_ids, quiet)
+    outputs = Outputs(output, lang, template_ids, quiet, har_file)
     if files:
         code = run_offline(files, outputs, options)
     else:

@@ -11,12 +11,12 @@ def entry(message: FlowMessage) -> str:
     call = message.call
     request = call.request
     if message.is_request:
-        first = f"### ({call.caller}) REQ >>> ({call.callee}) : {request.method} {url(message)}"
+        first = f"### ({call.caller}) REQ >>> ({call.callee}) : {request.method} {url(call)}"
     else:
         response = call.response
         first = (
             f"### ({call.caller}) RESP <<< ({call.callee}) : "
-            f"{response.status} {response.reason} {request.method} {url(message)}"
+            f"{response.status} {response.reason} {request.method} {url(call)}"
         )
     headers, body = parts(message)
     lines = [first, *header_lines(headers), ""]

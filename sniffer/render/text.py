@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..content import display
-from ..flow import EMPTY, Body, FlowMessage, Headers
+from ..flow import EMPTY, Body, Call, FlowMessage, Headers
 
 
 def parts(message: FlowMessage) -> tuple[Headers, Body]:
@@ -56,7 +56,8 @@ def body_block(message: FlowMessage) -> tuple[str, str]:
     return _last_block[1]
 
 
-def url(message: FlowMessage) -> str:
-    request = message.call.request
-    host = request.header("host") or "{}:{}".format(*message.call.hop.server)
+def url(call: Call) -> str:
+    """The URL the call's innermost request was for, as its Host header names the server."""
+    request = call.request
+    host = request.header("host") or "{}:{}".format(*call.hop.server)
     return f"http://{host}{request.target}"
