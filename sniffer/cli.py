@@ -191,6 +191,13 @@ def explain(stats: Stats) -> str | None:
     metavar="REGEX",
     help="Drop the calls whose path matches REGEX, and theirs (repeatable).",
 )
+@click.option(
+    "--clock-offset",
+    "clock_offsets",
+    multiple=True,
+    metavar="FILE=SECONDS",
+    help="Correct the clock of one -r capture (a host's clock was off by -SECONDS).",
+)
 @click.option("--har", "har_file", metavar="FILE", help="Write the calls as HAR 1.2 to FILE.")
 @click.option(
     "--template-ids",
@@ -217,6 +224,7 @@ def main(
     only_service: tuple[str, ...],
     exclude_service: tuple[str, ...],
     exclude_path: tuple[str, ...],
+    clock_offsets: tuple[str, ...],
     har_file: str | None,
     template_ids: bool,
     expression: tuple[str, ...],
@@ -234,6 +242,8 @@ def main(
         raise click.UsageError("give a capture with -r FILE, or an interface with -i IFACE")
     if files and (expression or write_file or count or duration):
         raise click.UsageError("a filter expression, -w, -c and --duration apply to -i only")
+    if interface and clock_offsets:
+        raise click.UsageError("--clock-offset applies to -r captures")
     try:
         services = ServiceMap.load(services_file)
     except ServicesFileError as error:
@@ -242,7 +252,7 @@ def main(
     options.selection = selection(ignore_file, only_service, exclude_service, exclude_path)
     outputs = Outputs(output, lang, template_ids, quiet, har_file)
     if files:
-        code = run_offline(files, outputs, options)
+        code = run_offline(files, outputs, options, parse_offsets(clock_offsets, files))
     else:
         code = run_live(
             interface,
@@ -272,26 +282,78 @@ def selection(
     return Selection(rules, frozenset(only), frozenset(exclude), patterns)
 
 
-def run_offline(files: tuple[str, ...], outputs: Outputs, options: Options) -> int:
-    readers = [_open(path) for path in files]
+def parse_offsets(texts: tuple[str, ...], files: tuple[str, ...]) -> dict[str, float]:
+    """`FILE=SECONDS` for captures given with -r."""
+    offsets = {}
+    for text in texts:
+        path, _, seconds = text.rpartition("=")
+        if path not in files:
+            raise click.BadParameter(f"{text!r}: FILE must be one of the -r captures")
+        try:
+            offsets[path] = float(seconds)
+        except ValueError:
+            raise click.BadParameter(f"{text!r}: SECONDS must be a number") from None
+    return offsets
+
+
+def run_offline(
+    files: tuple[str, ...], outputs: Outputs, options: Options, offsets: dict[str, float]
+) -> int:
+    readers = [_open(path, offsets.get(path, 0.0)) for path in files]
     sinks: list[Sink] = [] if outputs.quiet else [ConsoleSink(sys.stdout, outputs.templates)]
     sinks += outputs.files()
     pipeline = Pipeline(sinks, options)
     warnings: list[str] = []
     interrupted = False
     signal.signal(signal.SIGTERM, _interrupt)  # as PID 1 in a container, SIGTERM is ours to handle
+    progress = (
+        Progress(pipeline.stats, readers) if sys.stderr.isatty() and not outputs.quiet else None
+    )
     try:
-        pipeline.run(read_captures(readers))
+        frames = read_captures(readers)
+        pipeline.run(progress.follow(frames) if progress else frames)
     except KeyboardInterrupt:
         interrupted = True  # keep what was read: the outputs are still written whole
     except CaptureError as error:
         warnings.append(f"{error}; processed what came before")
+    if progress:
+        progress.done()
     stats = pipeline.finish()
     for reader in readers:
         reader.stream.close()
         if reader.truncated:
             warnings.append(f"{reader.path}: cut short mid-record; processed what came before")
     return report(stats, warnings + damage(stats), interrupted)
+
+
+class Progress:
+    """A progress line on a terminal while large captures are read: packets, bytes, calls."""
+
+    def __init__(self, stats: Stats, readers: list[CaptureReader]) -> None:
+        self.stats = stats
+        self.readers = readers
+        self.total = sum(os.fstat(reader.stream.fileno()).st_size for reader in readers)
+        self.next = time.monotonic() + 0.5
+
+    def follow(self, frames: Iterator[Frame]) -> Iterator[Frame]:
+        for count, frame in enumerate(frames):
+            if not count % 2048 and time.monotonic() >= self.next:
+                self.next = time.monotonic() + 0.25
+                self.show()
+            yield frame
+
+    def show(self) -> None:
+        read = sum(reader.stream.tell() for reader in self.readers)
+        percent = f" ({100 * read / self.total:.0f}%)" if self.total else ""
+        click.echo(
+            f"\r\033[K{self.stats.packets} packets, {read / 1e6:.1f} of {self.total / 1e6:.1f} MB"
+            f"{percent}, {self.stats.calls} calls",
+            err=True,
+            nl=False,
+        )
+
+    def done(self) -> None:
+        click.echo("\r\033[K", err=True, nl=False)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -436,6 +498,11 @@ def damage(stats: Stats) -> list[str]:
             f"{stats.snapped_packets} packets were cut by the snap length; their messages are "
             "incomplete (capture with a larger snap length, e.g. tcpdump -s 0)"
         )
+    if stats.late_hops:
+        found.append(
+            f"{stats.late_hops} hops came after their call had ended and are shown as calls of "
+            "their own: are the captures' clocks aligned? (--clock-offset FILE=SECONDS)"
+        )
     if stats.gaps:
         found.append(
             f"{stats.gap_bytes} bytes missing from TCP streams ({stats.gaps} gaps); "
@@ -457,13 +524,13 @@ def report(stats: Stats, warnings: list[str], interrupted: bool) -> int:
     return EXIT_WARNINGS if warnings else 0
 
 
-def _open(path: str) -> CaptureReader:
+def _open(path: str, offset: float = 0.0) -> CaptureReader:
     try:
         stream = open(path, "rb")  # noqa: SIM115 - closed after the run
     except OSError as error:
         raise click.ClickException(f"{path}: {error.strerror}") from None
     try:
-        return CaptureReader(path, stream)
+        return CaptureReader(path, stream, offset)
     except CaptureError as error:
         with contextlib.suppress(OSError):
             stream.close()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -33,6 +34,7 @@ from .services import ServiceMap
 from .stats import Stats
 
 SLACK = 2.0  # seconds
+SEEN_HOPS = 1 << 16  # exchanges remembered to recognise a copy from another host's capture
 
 
 @dataclass
@@ -73,6 +75,7 @@ class Correlator:
         self.active: dict[int, _Track] = {}  # id(call) -> track, in start order
         self.unsettled: dict[int, _Track] = {}  # the active calls still waiting for a hop
         self.by_request_id: dict[str, _Track] = {}
+        self.seen_hops: OrderedDict[tuple, None] = OrderedDict()  # recent (id, client, server)
         self.serving: dict[str, dict[int, _Track]] = {}  # callee -> its active calls, in order
         self.ready: list[tuple[float, int, str, _Track]] = []
         self.order = itertools.count()
@@ -84,6 +87,15 @@ class Correlator:
 
     def request_started(self, head: RequestHead) -> None:
         self.now = max(self.now, head.ts)
+        request_id = head.header(ID_HEADER)
+        if request_id:
+            hop = (request_id, head.client, head.server)
+            if hop in self.seen_hops:  # the same exchange, captured on another host too
+                self.stats.count("duplicate_exchanges")
+                return
+            self.seen_hops[hop] = None
+            if len(self.seen_hops) > SEEN_HOPS:
+                self.seen_hops.popitem(last=False)
         track = self._hop_of(head)
         if track is None:
             track = self._new_call(head)
@@ -110,7 +122,11 @@ class Correlator:
         request_id = head.header(ID_HEADER)
         if request_id:
             track = self.by_request_id.get(request_id)
-            return track if track is not None and not track.settled else None
+            if track is not None and track.settled:
+                # a hop of a call that already ended: clocks of two captures disagree
+                self.stats.count("late_hops")
+                return None
+            return track
         if not (head.header("x-forwarded-for") or head.header("x-forwarded-host")):
             return None
         path = head.target.split("?", 1)[0]

@@ -39,10 +39,13 @@ BYTE_ORDER_MAGIC = 0x1A2B3C4D
 class CaptureReader:
     """Iterate the frames of one capture file; `truncated` tells whether it ended mid-record."""
 
-    def __init__(self, path: str, stream: BinaryIO) -> None:
+    def __init__(self, path: str, stream: BinaryIO, offset: float = 0.0) -> None:
         self.path = path
         self.stream = stream
         self.truncated = False
+        # a host's clock correction, whole seconds kept apart so that whole shifts are exact
+        self.offset_seconds = int(offset)
+        self.offset_fraction = offset - int(offset)
         magic = stream.read(4)
         if magic in PCAP_MAGICS:
             order, ticks = PCAP_MAGICS[magic]
@@ -86,7 +89,8 @@ class CaptureReader:
             if len(data) < caplen:
                 self.truncated = True
                 return
-            yield Frame(sec + frac / ticks, linktype, data, wirelen)
+            ts = (sec + self.offset_seconds) + frac / ticks + self.offset_fraction
+            yield Frame(ts, linktype, data, wirelen)
 
     def _pcapng(self, first: bytes) -> Iterator[Frame]:
         """Blocks to the end; `first`: the first section header's length and byte-order mark."""
@@ -120,7 +124,8 @@ class CaptureReader:
                 if iface >= len(interfaces):
                     raise CaptureError(f"{self.path}: packet for unknown interface {iface}")
                 linktype, unit = interfaces[iface]
-                yield Frame(((hi << 32) | lo) * unit, linktype, body[20 : 20 + caplen], wirelen)
+                ts = ((hi << 32) | lo) * unit + self.offset_seconds + self.offset_fraction
+                yield Frame(ts, linktype, body[20 : 20 + caplen], wirelen)
             elif block_type == 3 and interfaces:  # simple packet: no timestamp, interface 0
                 wirelen = struct.unpack_from(order + "I", body, 0)[0]
                 yield Frame(0.0, interfaces[0][0], body[4 : 4 + wirelen], wirelen)

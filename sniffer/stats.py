@@ -31,6 +31,8 @@ class Stats:
     requests: int = 0
     responses: int = 0
     orphan_responses: int = 0  # responses whose request was not captured
+    duplicate_exchanges: int = 0  # the same exchange in two hosts' captures, counted once
+    late_hops: int = 0  # hops of a call that had already ended: a separate call
     calls: int = 0
     incomplete_calls: int = 0
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+
 import mutate
 from conftest import PCAPS, command
 
@@ -77,3 +80,28 @@ def test_unwritable_output_is_a_one_line_error(tmp_path):
     result = command("-r", str(SEED), "-o", str(blocker / "flow"))
     assert result.returncode != 0
     assert result.stderr.count("\n") == 1 and "cannot write to" in result.stderr
+
+
+def test_progress_on_a_terminal_only(tmp_path):
+    """Reading a large capture on a terminal shows packets, bytes and calls on stderr."""
+    big = tmp_path / "big.pcap"
+    mutate.main([str(PCAPS / "image-upload.pcap"), str(big), "--resegment", "1000"])
+    on_terminal = subprocess.run(
+        ["script", "-qc", f"osflow-sniff -r {big} > /dev/null", "/dev/null"],
+        capture_output=True,
+        timeout=120,
+    ).stdout.decode("utf-8", "replace")
+    assert re.search(r"\d+ packets, [\d.]+ of [\d.]+ MB \(\d+%\), \d+ calls", on_terminal)
+    piped = command("-r", str(big))
+    assert " MB (" not in piped.stderr  # not a terminal: no progress line
+
+
+def test_progress_off_with_quiet(tmp_path):
+    big = tmp_path / "big.pcap"
+    mutate.main([str(PCAPS / "image-upload.pcap"), str(big), "--resegment", "1000"])
+    on_terminal = subprocess.run(
+        ["script", "-qc", f"osflow-sniff -q -r {big}", "/dev/null"],
+        capture_output=True,
+        timeout=120,
+    ).stdout.decode("utf-8", "replace")
+    assert " MB (" not in on_terminal
