@@ -30,6 +30,7 @@ from .render.jsonl import JsonlSink
 from .render.live import LiveView
 from .render.log import LogSink
 from .render.markdown import DocumentSink
+from .render.otlp import OtlpSink
 from .render.sink import Sink
 from .services import ServiceMap, ServicesFileError
 from .stats import Stats
@@ -59,15 +60,27 @@ class Outputs:
     templates: bool
     quiet: bool
     har: str | None = None
+    otlp: str | None = None
+    otlp_endpoint: str | None = None
+    traces: OtlpSink | None = None
 
     def files(self) -> list[Sink]:
         sinks = output_sinks(self.directory, self.lang, self.templates) if self.directory else []
-        if self.har:
-            try:
+        try:
+            if self.har:
                 sinks.append(HarSink(self.har))
-            except OSError as error:
-                raise click.ClickException(f"cannot write {self.har}: {error.strerror}") from None
+            if self.otlp or self.otlp_endpoint:
+                self.traces = OtlpSink(self.otlp, self.otlp_endpoint)
+                sinks.append(self.traces)
+        except OSError as error:
+            raise click.ClickException(f"cannot write: {error.strerror}") from None
         return sinks
+
+    def warnings(self) -> list[str]:
+        failures = self.traces.failures if self.traces else []
+        if not failures:
+            return []
+        return [f"{len(failures)} trace exports to {self.otlp_endpoint} failed ({failures[0]})"]
 
 
 def output_sinks(directory: str, lang: str, templates: bool = False) -> list[Sink]:
@@ -200,6 +213,17 @@ def explain(stats: Stats) -> str | None:
 )
 @click.option("--har", "har_file", metavar="FILE", help="Write the calls as HAR 1.2 to FILE.")
 @click.option(
+    "--otlp",
+    "otlp_file",
+    metavar="FILE",
+    help="Write OpenTelemetry traces to FILE (OTLP/JSON, one export request per line).",
+)
+@click.option(
+    "--otlp-endpoint",
+    metavar="URL",
+    help="POST the traces as OTLP/HTTP protobuf to URL (http://collector:4318/v1/traces).",
+)
+@click.option(
     "--template-ids",
     is_flag=True,
     help="Show paths as their API templates in diagrams and headings (/v2/images/{image_id}).",
@@ -226,6 +250,8 @@ def main(
     exclude_path: tuple[str, ...],
     clock_offsets: tuple[str, ...],
     har_file: str | None,
+    otlp_file: str | None,
+    otlp_endpoint: str | None,
     template_ids: bool,
     expression: tuple[str, ...],
 ) -> None:
@@ -250,7 +276,14 @@ def main(
         raise click.ClickException(str(error)) from None
     options = Options(parse_size(max_body), services, show_secrets)
     options.selection = selection(ignore_file, only_service, exclude_service, exclude_path)
-    outputs = Outputs(output, lang, template_ids, quiet, har_file)
+    if otlp_endpoint:
+        try:
+            import opentelemetry.proto  # noqa: F401
+        except ImportError:
+            raise click.ClickException(
+                "--otlp-endpoint needs opentelemetry-proto: pip install 'osflow-sniff[otlp]'"
+            ) from None
+    outputs = Outputs(output, lang, template_ids, quiet, har_file, otlp_file, otlp_endpoint)
     if files:
         code = run_offline(files, outputs, options, parse_offsets(clock_offsets, files))
     else:
@@ -323,7 +356,7 @@ def run_offline(
         reader.stream.close()
         if reader.truncated:
             warnings.append(f"{reader.path}: cut short mid-record; processed what came before")
-    return report(stats, warnings + damage(stats), interrupted)
+    return report(stats, warnings + damage(stats) + outputs.warnings(), interrupted)
 
 
 class Progress:
@@ -437,7 +470,7 @@ def run_live(
     if drops:
         warnings.insert(0, f"the kernel dropped {drops} packets (raise -B, or narrow the filter)")
     click.echo(f"{stats.packets} packets captured, {drops} dropped by the kernel", err=True)
-    return report(stats, warnings, False)
+    return report(stats, warnings + outputs.warnings(), False)
 
 
 def _read_ahead(live: LiveCapture, owners: SocketOwners | None) -> Iterator[Frame | None]:
