@@ -26,6 +26,7 @@ from .pipeline import Options, Pipeline
 from .procnet import SocketOwners
 from .render.console import ConsoleSink
 from .render.har import HarSink
+from .render.html import HtmlSink
 from .render.jsonl import JsonlSink
 from .render.live import LiveView
 from .render.log import LogSink
@@ -60,6 +61,7 @@ class Outputs:
     templates: bool
     quiet: bool
     har: str | None = None
+    html: str | None = None
     otlp: str | None = None
     otlp_endpoint: str | None = None
     traces: OtlpSink | None = None
@@ -69,6 +71,8 @@ class Outputs:
         try:
             if self.har:
                 sinks.append(HarSink(self.har))
+            if self.html:
+                sinks.append(HtmlSink(self.html))
             if self.otlp or self.otlp_endpoint:
                 self.traces = OtlpSink(self.otlp, self.otlp_endpoint)
                 sinks.append(self.traces)
@@ -91,6 +95,7 @@ def output_sinks(directory: str, lang: str, templates: bool = False) -> list[Sin
             LogSink(os.path.join(directory, "log.md")),
             JsonlSink(os.path.join(directory, "calls.jsonl")),
             HarSink(os.path.join(directory, "flow.har")),
+            HtmlSink(os.path.join(directory, "report.html")),
         ]
     except OSError as error:
         raise click.ClickException(f"cannot write to {directory}: {error.strerror}") from None
@@ -213,6 +218,12 @@ def explain(stats: Stats) -> str | None:
 )
 @click.option("--har", "har_file", metavar="FILE", help="Write the calls as HAR 1.2 to FILE.")
 @click.option(
+    "--html",
+    "html_file",
+    metavar="FILE",
+    help="Write the self-contained HTML report to FILE (report.html is always written with -o).",
+)
+@click.option(
     "--otlp",
     "otlp_file",
     metavar="FILE",
@@ -250,6 +261,7 @@ def main(
     exclude_path: tuple[str, ...],
     clock_offsets: tuple[str, ...],
     har_file: str | None,
+    html_file: str | None,
     otlp_file: str | None,
     otlp_endpoint: str | None,
     template_ids: bool,
@@ -283,7 +295,9 @@ def main(
             raise click.ClickException(
                 "--otlp-endpoint needs opentelemetry-proto: pip install 'osflow-sniff[otlp]'"
             ) from None
-    outputs = Outputs(output, lang, template_ids, quiet, har_file, otlp_file, otlp_endpoint)
+    outputs = Outputs(
+        output, lang, template_ids, quiet, har_file, html_file, otlp_file, otlp_endpoint
+    )
     if files:
         code = run_offline(files, outputs, options, parse_offsets(clock_offsets, files))
     else:

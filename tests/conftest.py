@@ -17,7 +17,7 @@ from sniffer.cli import main
 REPO = Path(__file__).resolve().parent.parent
 PCAPS = REPO / "pcaps"
 GOLDEN = Path(__file__).resolve().parent / "golden"
-OUTPUTS = ("body.md", "diagram.md", "index.md", "log.md", "calls.jsonl", "flow.har")
+OUTPUTS = ("body.md", "diagram.md", "index.md", "log.md", "calls.jsonl", "flow.har", "report.html")
 sys.path.insert(0, str(REPO / "scripts"))
 
 

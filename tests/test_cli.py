@@ -21,7 +21,7 @@ def test_without_output_prints_one_line_per_message():
 def test_outputs_are_written_whole_with_no_temporary_files_left(sniff):
     run = sniff(SEED)
     assert sorted(p.name for p in run.out.iterdir()) == sorted(
-        ["body.md", "diagram.md", "index.md", "log.md", "calls.jsonl", "flow.har"]
+        ["body.md", "diagram.md", "index.md", "log.md", "calls.jsonl", "flow.har", "report.html"]
     )
 
 
