@@ -82,26 +82,24 @@ def test_unwritable_output_is_a_one_line_error(tmp_path):
     assert result.stderr.count("\n") == 1 and "cannot write to" in result.stderr
 
 
-def test_progress_on_a_terminal_only(tmp_path):
-    """Reading a large capture on a terminal shows packets, bytes and calls on stderr."""
+def on_a_terminal(tmp_path, arguments: str) -> str:
+    """What osflow-sniff prints on a terminal (through `script`) for a 45 MB capture."""
     big = tmp_path / "big.pcap"
     mutate.main([str(PCAPS / "image-upload.pcap"), str(big), "--resegment", "1000"])
-    on_terminal = subprocess.run(
-        ["script", "-qc", f"osflow-sniff -r {big} > /dev/null", "/dev/null"],
+    return subprocess.run(
+        ["script", "-qc", f"osflow-sniff {arguments.format(big=big)}", "/dev/null"],
         capture_output=True,
         timeout=120,
     ).stdout.decode("utf-8", "replace")
-    assert re.search(r"\d+ packets, [\d.]+ of [\d.]+ MB \(\d+%\), \d+ calls", on_terminal)
-    piped = command("-r", str(big))
+
+
+def test_progress_on_a_terminal_only(tmp_path):
+    """Reading a large capture on a terminal shows packets, bytes and calls on stderr."""
+    shown = on_a_terminal(tmp_path, "-r {big} > /dev/null")
+    assert re.search(r"\d+ packets, [\d.]+ of [\d.]+ MB \(\d+%\), \d+ calls", shown)
+    piped = command("-r", str(tmp_path / "big.pcap"))
     assert " MB (" not in piped.stderr  # not a terminal: no progress line
 
 
 def test_progress_off_with_quiet(tmp_path):
-    big = tmp_path / "big.pcap"
-    mutate.main([str(PCAPS / "image-upload.pcap"), str(big), "--resegment", "1000"])
-    on_terminal = subprocess.run(
-        ["script", "-qc", f"osflow-sniff -q -r {big}", "/dev/null"],
-        capture_output=True,
-        timeout=120,
-    ).stdout.decode("utf-8", "replace")
-    assert " MB (" not in on_terminal
+    assert " MB (" not in on_a_terminal(tmp_path, "-q -r {big}")
