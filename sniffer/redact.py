@@ -48,7 +48,8 @@ SECRET_KEYS = frozenset(
 # keys whose values are tokens (high entropy: fingerprinted) inside these objects
 TOKEN_KEYS = {"token": "id", "access_token": None}
 MASK = "<redacted>"
-MARKS = (*SECRET_KEYS, "token")  # a body without any of these holds no secret we know
+# every secret key contains one of these: a body with none of them holds no secret we know
+MARKS = ("pass", "secret", "token", "totp")
 _KEYS = "|".join(SECRET_KEYS)
 TEXT_SECRET = re.compile(rf'(?i)("(?:{_KEYS})"\s*:\s*)"(?:[^"\\]|\\.)*"|((?:{_KEYS})=)[^&\s]*')
 
@@ -107,7 +108,7 @@ def body(original: Body) -> Body:
     except UnicodeDecodeError:
         return original  # binary: nothing readable to leak in a text document
     lowered = text.lower()
-    if not any(key in lowered for key in MARKS):
+    if not any(mark in lowered for mark in MARKS):
         return original  # no key that could hold a secret: nothing to walk or match
     try:
         masked = json.dumps(_walk(parse(text)), ensure_ascii=False)

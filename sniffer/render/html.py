@@ -18,11 +18,16 @@ from .text import body_block, header_lines, parts, title
 
 ROW, LANE, TOP, LEFT = 28, 170, 60, 30
 MAX_MESSAGES = 10_000  # a page for people, not for a month of traffic: the documents have all
+MAX_BODY_TEXT = 64 << 10  # characters of a body shown; the rest is in body.md
+MAX_TOTAL = 16 << 20  # characters of bodies and headers kept for the page in all
 
 
 def _message_record(message: FlowMessage) -> dict:
     headers, _ = parts(message)
     language, text = body_block(message)
+    if len(text) > MAX_BODY_TEXT:
+        more = len(text) - MAX_BODY_TEXT
+        text = text[:MAX_BODY_TEXT] + f"\n... ({more} more characters in body.md)"
     return {
         "n": message.number,
         "kind": message.kind,
@@ -198,10 +203,13 @@ class HtmlSink(FileSink):
         self.messages: list[dict] = []
         self.calls: dict[str, dict] = {}
         self.left_out = 0
+        self.size = 0  # characters of bodies and headers kept
 
     def message(self, message: FlowMessage) -> None:
-        if len(self.messages) < MAX_MESSAGES:
-            self.messages.append(_message_record(message))
+        if len(self.messages) < MAX_MESSAGES and self.size < MAX_TOTAL:
+            record = _message_record(message)
+            self.size += len(record["body"]) + sum(map(len, record["headers"]))
+            self.messages.append(record)
         else:
             self.left_out += 1
 
@@ -215,7 +223,7 @@ class HtmlSink(FileSink):
             {"messages": shown, "calls": list(self.calls.values())}, ensure_ascii=False
         ).replace("</", "<\\/")
         note = (
-            f"<p>The first {MAX_MESSAGES} messages; {self.left_out} more are in body.md.</p>"
+            f"<p>The first {len(shown)} messages; {self.left_out} more are in body.md.</p>"
             if self.left_out
             else ""
         )
