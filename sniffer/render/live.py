@@ -6,7 +6,7 @@ callers and nesting are first guesses (the documents hold the final word).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TextIO
 
 from ..filters import Selection
@@ -74,4 +74,4 @@ class LiveView:
 
 
 def _clock(ts: float) -> str:
-    return datetime.fromtimestamp(ts).strftime("%H:%M:%S.%f")[:-3]
+    return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S.%f")[:-3]  # as the offline view
