@@ -50,15 +50,16 @@ def body_for(n: int) -> bytes:
     return (document[:-2] + "]" + " " * max(0, size - len(document)) + "}").encode()
 
 
-def serve(ready) -> None:
+def serve(ready, respond=None) -> None:
+    """A loopback HTTP/1.1 server on PORT; `respond(head lines, body)` makes each response."""
     listener = socket.create_server(("127.0.0.1", PORT), reuse_port=True, backlog=64)
     ready.set()
     while True:
         conn, _ = listener.accept()
-        threading.Thread(target=answer, args=(conn,), daemon=True).start()
+        threading.Thread(target=answer, args=(conn, respond or response), daemon=True).start()
 
 
-def answer(conn: socket.socket) -> None:
+def answer(conn: socket.socket, respond) -> None:
     stream = conn.makefile("rb")
     while True:
         head = []
@@ -74,43 +75,48 @@ def answer(conn: socket.socket) -> None:
             ),
             0,
         )
-        upload = stream.read(length)
-        path = head[0].split()[1].decode()
-        n = int(path.rsplit("/", 1)[1])
-        if path.startswith("/download/"):
-            body, headers = os.urandom(16) * (n // 16), [b"Content-Type: application/octet-stream"]
-        elif path.startswith("/upload/"):
-            body, headers = b"", []
-            assert len(upload) == length
-        else:
-            body, headers = body_for(n), [b"Content-Type: application/json"]
-            if n % 5 == 0:
-                body, headers = gzip.compress(body, 1), [*headers, b"Content-Encoding: gzip"]
-        request_id = next(
-            line.split(b":", 1)[1].strip()
-            for line in head
-            if line.lower().startswith(b"x-requestshook-request-id")
+        conn.sendall(respond(head, stream.read(length)))
+
+
+def request_id(head: list[bytes]) -> bytes:
+    return next(
+        line.split(b":", 1)[1].strip()
+        for line in head
+        if line.lower().startswith(b"x-requestshook-request-id")
+    )
+
+
+def response(head: list[bytes], upload: bytes) -> bytes:
+    """/api/N: JSON of body_for(N); /download/N: N bytes; /upload/N: an empty answer."""
+    path = head[0].split()[1].decode()
+    n = int(path.rsplit("/", 1)[1])
+    if path.startswith("/download/"):
+        body, headers = os.urandom(16) * (n // 16), [b"Content-Type: application/octet-stream"]
+    elif path.startswith("/upload/"):
+        body, headers = b"", []
+    else:
+        body, headers = body_for(n), [b"Content-Type: application/json"]
+        if n % 5 == 0:
+            body, headers = gzip.compress(body, 1), [*headers, b"Content-Encoding: gzip"]
+    headers.append(b"X-Requestshook-Request-Id: " + request_id(head))
+    if n % 7 == 0 and body:
+        chunks = b"".join(
+            b"%x\r\n%s\r\n" % (len(body[i : i + 8192]), body[i : i + 8192])
+            for i in range(0, len(body), 8192)
         )
-        headers.append(b"X-Requestshook-Request-Id: " + request_id)
-        if n % 7 == 0 and body:
-            chunks = b"".join(
-                b"%x\r\n%s\r\n" % (len(body[i : i + 8192]), body[i : i + 8192])
-                for i in range(0, len(body), 8192)
-            )
-            conn.sendall(
-                b"HTTP/1.1 200 OK\r\n"
-                + b"\r\n".join(headers)
-                + b"\r\nTransfer-Encoding: chunked\r\n\r\n"
-                + chunks
-                + b"0\r\n\r\n"
-            )
-        else:
-            conn.sendall(
-                b"HTTP/1.1 200 OK\r\n"
-                + b"\r\n".join(headers)
-                + b"\r\nContent-Length: %d\r\n\r\n" % len(body)
-                + body
-            )
+        return (
+            b"HTTP/1.1 200 OK\r\n"
+            + b"\r\n".join(headers)
+            + b"\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + chunks
+            + b"0\r\n\r\n"
+        )
+    return (
+        b"HTTP/1.1 200 OK\r\n"
+        + b"\r\n".join(headers)
+        + b"\r\nContent-Length: %d\r\n\r\n" % len(body)
+        + body
+    )
 
 
 def read_response(stream) -> None:

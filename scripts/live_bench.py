@@ -23,10 +23,11 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
-PORT = 18774
+import bench
+
+PORT = bench.PORT
 SERVERS = [
     {"id": f"{i:032x}", "name": f"vm-{i}", "status": "ACTIVE", "flavor": {"id": "2"}}
     for i in range(60)
@@ -43,34 +44,14 @@ RESPONSE_HEAD = (
 ).encode()
 
 
-def serve(ready) -> None:
-    listener = socket.create_server(("127.0.0.1", PORT), reuse_port=True, backlog=64)
-    ready.set()
-    while True:
-        conn, _ = listener.accept()
-        threading.Thread(target=answer, args=(conn,), daemon=True).start()
-
-
-def answer(conn: socket.socket) -> None:
-    stream = conn.makefile("rb")
-    while True:
-        head = []
-        while (line := stream.readline()) not in (b"\r\n", b""):
-            head.append(line)
-        if not head:
-            return
-        request_id = next(
-            line.split(b":", 1)[1].strip()
-            for line in head
-            if line.lower().startswith(b"x-requestshook-request-id")
-        )
-        conn.sendall(
-            RESPONSE_HEAD
-            + b"X-Requestshook-Request-Id: "
-            + request_id
-            + b"\r\nX-Requestshook-Request-From: bench\r\n\r\n"
-            + BODY
-        )
+def respond(head: list[bytes], upload: bytes) -> bytes:
+    return (
+        RESPONSE_HEAD
+        + b"X-Requestshook-Request-Id: "
+        + bench.request_id(head)
+        + b"\r\nX-Requestshook-Request-From: bench\r\n\r\n"
+        + BODY
+    )
 
 
 def client(number: int, rate: float, seconds: float, sent) -> None:
@@ -104,7 +85,7 @@ def client(number: int, rate: float, seconds: float, sent) -> None:
 def run(rate: float, seconds: float, clients: int) -> dict:
     context = multiprocessing.get_context("fork")
     ready = context.Event()
-    server = context.Process(target=serve, args=(ready,), daemon=True)
+    server = context.Process(target=bench.serve, args=(ready, respond), daemon=True)
     server.start()
     ready.wait(10)
     out = tempfile.mkdtemp(prefix="osflow-bench-")
