@@ -149,6 +149,12 @@ class _Direction:
         self.ended = False
         self.informational: list[int] = []  # 1xx statuses before the coming final response
 
+    def resync(self) -> None:
+        """Drop the parser: skip to the next message start and parse afresh from there."""
+        self.parser = None
+        self.hunting = True
+        self.hunt = b""
+
 
 class HttpConnection:
     """StreamHandler that turns one TCP connection into exchanges for an ExchangeConsumer."""
@@ -197,7 +203,7 @@ class HttpConnection:
         direction = self.requests if side == self.client_side else self.responses
         partial = direction.partial
         if partial is not None:
-            partial.complete = False
+            partial.complete = False  # whether the framing is bridged or not
             partial.body.damaged = True
             remaining = partial.length - partial.body.size if partial.length is not None else -1
             if 0 <= size <= remaining and size <= MAX_FILLER and direction.parser is not None:
@@ -208,9 +214,7 @@ class HttpConnection:
             self._abandon(direction, ts)
         elif side != self.client_side and not direction.parser and self.waiting:
             self.waiting = b""
-        direction.parser = None
-        direction.hunting = True
-        direction.hunt = b""
+        direction.resync()
 
     def fin(self, side: int, ts: float) -> None:
         if not self.http or self.client_side is None:
@@ -229,7 +233,6 @@ class HttpConnection:
             if not direction.ended:
                 self.fin(side, ts)
             if direction.partial is not None:
-                direction.partial.complete = False
                 self._abandon(direction, ts)
         while self.pending:
             self._finish(self.pending.popleft(), None)
@@ -319,7 +322,7 @@ class HttpConnection:
             if len(self.waiting) > MAX_HEAD + self.max_body:  # nothing will claim it: drop
                 self.stats.count("skipped_bytes", len(self.waiting))
                 self.waiting, self.waiting_mark = b"", None
-                self.responses.hunting = True
+                self.responses.resync()
             return False
         parser = self._new_parser(h11.CLIENT)
         self._send_synthetic_request(parser, self.pending[0])
@@ -354,11 +357,8 @@ class HttpConnection:
                     return
                 self.stats.count("http_errors")
                 if direction.partial is not None:
-                    direction.partial.complete = False
                     self._abandon(direction, ts)
-                direction.parser = None
-                direction.hunting = True
-                direction.hunt = b""
+                direction.resync()
                 return
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 return
@@ -436,8 +436,7 @@ class HttpConnection:
         if parser.our_state is h11.DONE and parser.their_state is h11.DONE:
             parser.start_next_cycle()
         else:
-            self.requests.parser = None  # the client said close: nothing more to read here
-            self.requests.hunting = True
+            self.requests.resync()  # the client said close: nothing more to read here
 
     def _complete_request(self, ts: float) -> None:
         direction = self.requests
@@ -471,8 +470,7 @@ class HttpConnection:
         """Give the response parser the next request to answer, or park what follows."""
         direction = self.responses
         if parser.our_state is not h11.DONE or parser.their_state is not h11.DONE:
-            direction.parser = None  # the server closes after this response
-            direction.hunting = True
+            direction.resync()  # the server closes after this response
             return
         parser.start_next_cycle()
         if self.pending:
@@ -539,6 +537,8 @@ class HttpConnection:
 
     def _abandon(self, direction: _Direction, ts: float) -> None:
         """Finish the message in progress as incomplete."""
+        if direction.partial is not None:
+            direction.partial.complete = False
         self._complete(direction, ts)
         direction.start = None
 

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TextIO
 
 from ..flow import FlowMessage
 from .sink import Sink
-from .text import title
+from .text import clock, title
 
 
 def line(message: FlowMessage, templates: bool = False) -> str:
     call = message.call
     shown = call.request if message.is_request else call.response
-    clock = datetime.fromtimestamp(shown.ts, UTC).strftime("%H:%M:%S.%f")[:-3]
+
     indent = "  " * call.depth
     if message.is_request:
         text = f"{indent}{call.caller} → {call.callee}  {title(message, templates)}"
@@ -27,7 +26,7 @@ def line(message: FlowMessage, templates: bool = False) -> str:
         text += "  [incomplete]"
     elif message.is_request and call.response is None:
         text += "  [no response]"
-    return f"{message.number:>4} {clock} {text}"
+    return f"{message.number:>4} {clock(shown.ts)} {text}"
 
 
 class ConsoleSink(Sink):

@@ -6,12 +6,12 @@ callers and nesting are first guesses (the documents hold the final word).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TextIO
 
 from ..filters import Selection
 from ..flow import Call
 from ..http import RequestHead
+from .text import clock
 
 
 class LiveView:
@@ -43,12 +43,12 @@ class LiveView:
                 line += f"(no response) {head.target}"
             else:
                 line += f"{response.status} {response.reason} {head.target}"
-                line += f"  ({(response.end_ts - call.start) * 1000:.1f} ms)"
+                line += f"  ({call.duration * 1000:.1f} ms)"
             if call.operation is not None:
                 line += f"  [{call.operation.title}]"
             if not call.complete:
                 line += "  [incomplete]"
-        self.out.write(f"{_clock(ts)} {line}\n")
+        self.out.write(f"{clock(ts)} {line}\n")
         self.out.flush()
 
     def due(self, now: float) -> bool:
@@ -71,7 +71,3 @@ class LiveView:
 
     def done(self) -> None:
         self._clear()
-
-
-def _clock(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S.%f")[:-3]  # as the offline view

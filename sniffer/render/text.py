@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from ..content import display
 from ..flow import EMPTY, Body, Call, FlowMessage, Headers
 
@@ -54,6 +56,11 @@ def body_block(message: FlowMessage) -> tuple[str, str]:
     if _last_block[0] is not body:
         _last_block = (body, display(body))
     return _last_block[1]
+
+
+def clock(ts: float) -> str:
+    """A message's time of day in UTC, to the millisecond, as the terminal views print it."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S.%f")[:-3]
 
 
 def url(call: Call) -> str:
