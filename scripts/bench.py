@@ -196,7 +196,7 @@ def measure(path: str, exchanges: int, runs: int) -> None:
         wall, peak, _ = rss_of(["osflow-sniff", "-q", "-r", path, "-o", out])
         results["osflow-sniff"].append((wall, peak))
         with open(os.path.join(out, "calls.jsonl")) as lines:
-            found["osflow-sniff"] = sum(1 for line in lines if '"incomplete": false' in line)
+            found["osflow-sniff"] = sum(1 for line in lines if '"incomplete":false' in line)
         wall, peak, listing = rss_of(
             [
                 "tshark",

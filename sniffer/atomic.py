@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from typing import IO
 
@@ -21,6 +22,17 @@ class AtomicFile:
 
     def write(self, data: str | bytes) -> None:
         self.stream.write(data)
+
+    def append(self, other: AtomicFile) -> None:
+        """Copy what `other` holds so far onto the end of this file, in the kernel where it can."""
+        other.stream.flush()
+        self.stream.flush()
+        with open(other.temp, "rb") as source:
+            try:
+                while os.copy_file_range(source.fileno(), self.stream.fileno(), 1 << 30):
+                    pass
+            except OSError:  # a file system without copy_file_range
+                shutil.copyfileobj(source, getattr(self.stream, "buffer", self.stream))
 
     def commit(self) -> None:
         self.stream.flush()

@@ -57,3 +57,13 @@ def pretty(value: object) -> str:
         return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
     except (TypeError, orjson.JSONEncodeError):
         return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def encoded(value: object) -> bytes:
+    """Compact JSON as UTF-8 bytes for the exports (calls.jsonl, HAR, the report's data):
+    orjson, or Python's encoder for what orjson refuses (integers past 64 bits, lone surrogates)."""
+    try:
+        return orjson.dumps(value)
+    except (TypeError, orjson.JSONEncodeError):
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        return text.encode("utf-8", "backslashreplace")

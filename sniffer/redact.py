@@ -10,11 +10,10 @@ reversed by guessing. Correlation runs on the real values; only what is written 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import replace
 
-from .content import decoded, parse
+from .content import decoded, encoded, parse
 from .flow import Body, Call, Exchange, Headers
 
 SECRET_HEADERS = frozenset(
@@ -99,23 +98,25 @@ def _mask_match(match: re.Match[str]) -> str:
 
 
 def body(original: Body) -> Body:
-    """The body with its secrets masked (decoded for that if it was compressed)."""
+    """The body with its secrets masked, content-decoded (the outputs show it decoded, and this
+    way it is inflated once)."""
     if not original.size:
         return original
     data = decoded(original)
+    plain = original if data is original.data else Body(data, original.size, "", original.omitted)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        return original  # binary: nothing readable to leak in a text document
+        return plain  # binary: nothing readable to leak in a text document
     lowered = text.lower()
     if not any(mark in lowered for mark in MARKS):
-        return original  # no key that could hold a secret: nothing to walk or match
+        return plain  # no key that could hold a secret: nothing to walk or match
     try:
-        masked = json.dumps(_walk(parse(text)), ensure_ascii=False)
+        masked = encoded(_walk(parse(text))).decode()
     except ValueError:  # not JSON (a form, or JSON cut by the body bound): mask by pattern
         masked = TEXT_SECRET.sub(_mask_match, text)
     if masked == text:
-        return original
+        return plain
     return Body(masked.encode("utf-8"), original.size, "", original.omitted)
 
 

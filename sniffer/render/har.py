@@ -7,11 +7,10 @@ Correlation travels in `_`-prefixed fields (`_id`, `_caller`, `_callee`, `_paren
 from __future__ import annotations
 
 import base64
-import json
 from urllib.parse import parse_qsl
 
 from .. import __version__
-from ..content import decoded
+from ..content import decoded, encoded
 from ..flow import Body, Call, Headers, header
 from ..stats import Stats
 from .jsonl import hop_record, timestamp
@@ -114,20 +113,20 @@ def entry(call: Call) -> dict:
 
 
 class HarSink(FileSink):
+    binary = True
+
     def __init__(self, path: str) -> None:
         super().__init__(path)
         creator = {"name": "osflow-sniff", "version": __version__}
         self.out.write(
-            '{"log": {"version": "1.2", "creator": '
-            + json.dumps(creator)
-            + ', "pages": [], "entries": [\n'
+            b'{"log":{"version":"1.2","creator":' + encoded(creator) + b',"pages":[],"entries":[\n'
         )
         self.first = True
 
     def call(self, call: Call) -> None:
-        self.out.write(("" if self.first else ",\n") + json.dumps(entry(call), ensure_ascii=False))
+        self.out.write((b"" if self.first else b",\n") + encoded(entry(call)))
         self.first = False
 
     def close(self, stats: Stats) -> None:
-        self.out.write("\n]}}\n")
+        self.out.write(b"\n]}}\n")
         super().close(stats)

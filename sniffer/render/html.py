@@ -9,8 +9,8 @@ opens message N. The page is written when the flow ends (it holds every call's d
 from __future__ import annotations
 
 import html
-import json
 
+from ..content import encoded
 from ..flow import Call, FlowMessage
 from ..stats import Stats
 from .sink import FileSink
@@ -219,9 +219,8 @@ class HtmlSink(FileSink):
 
     def close(self, stats: Stats) -> None:
         shown = [m for m in self.messages if m["call"] in self.calls]
-        data = json.dumps(
-            {"messages": shown, "calls": list(self.calls.values())}, ensure_ascii=False
-        ).replace("</", "<\\/")
+        data = encoded({"messages": shown, "calls": list(self.calls.values())}).decode()
+        data = data.replace("</", "<\\/")
         note = (
             f"<p>The first {len(shown)} messages; {self.left_out} more are in body.md.</p>"
             if self.left_out

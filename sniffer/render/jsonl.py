@@ -5,17 +5,32 @@ The schema is documented in the README ("calls.jsonl").
 
 from __future__ import annotations
 
-import json
+import math
 from datetime import UTC, datetime
+from functools import lru_cache
 
+from ..content import encoded
 from ..flow import Body, Call, Exchange, Headers, header
 from .sink import FileSink
 
 
 def timestamp(ts: float | None) -> str | None:
+    """ISO 8601 UTC to the microsecond (rounded as datetime rounds), `Z`-suffixed."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    fraction, whole = math.modf(ts)
+    micros = round(fraction * 1e6)
+    if micros >= 1_000_000:
+        whole, micros = whole + 1, micros - 1_000_000
+    elif micros < 0:
+        whole, micros = whole - 1, micros + 1_000_000
+    return f"{_second(int(whole))}.{micros:06d}Z"
+
+
+@lru_cache(maxsize=64)
+def _second(whole: int) -> str:
+    """The date and time to the second: the same for every message of that second."""
+    return datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _address(endpoint: tuple[str, int]) -> str:
@@ -84,5 +99,7 @@ def call_record(call: Call) -> dict:
 
 
 class JsonlSink(FileSink):
+    binary = True
+
     def call(self, call: Call) -> None:
-        self.out.write(json.dumps(call_record(call), ensure_ascii=False) + "\n")
+        self.out.write(encoded(call_record(call)) + b"\n")

@@ -6,7 +6,6 @@ mkdocs-material renders tabs and admonitions only with exact 4-space indents: ke
 from __future__ import annotations
 
 import os
-import shutil
 
 from ..apiref import LABELS
 from ..atomic import AtomicFile
@@ -81,8 +80,6 @@ class DocumentSink(Sink):
 
     def close(self, stats: Stats) -> None:
         self.index.write("```\n")
-        self.body.stream.flush()
-        with open(self.body.temp, encoding="utf-8") as body:
-            shutil.copyfileobj(body, self.index.stream)
+        self.index.append(self.body)
         for out in (self.body, self.diagram, self.index):
             out.commit()

@@ -53,10 +53,13 @@ class MaskingSink(Sink):
 
 
 class FileSink(Sink):
-    """A sink that writes one file atomically."""
+    """A sink that writes one file atomically (bytes when `binary`: the JSON exports, which
+    orjson encodes straight to UTF-8)."""
+
+    binary = False
 
     def __init__(self, path: str) -> None:
-        self.out = AtomicFile(path)
+        self.out = AtomicFile(path, self.binary)
 
     def close(self, stats: Stats) -> None:
         self.out.commit()

@@ -1,0 +1,62 @@
+"""Every shortcut taken for speed gives what the plain way gives."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sniffer.atomic import AtomicFile
+from sniffer.content import encoded
+from sniffer.render.jsonl import timestamp
+
+
+@given(st.floats(min_value=-2e9, max_value=4e9, allow_nan=False))
+def test_timestamp_matches_datetime(ts: float) -> None:
+    plain = datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds")
+    assert timestamp(ts) == plain.replace("+00:00", "Z")
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+)
+
+
+@given(json_values)
+def test_encoded_is_json(value: object) -> None:
+    """orjson where it can, Python's encoder where it cannot (integers past 64 bits)."""
+    assert json.loads(encoded(value)) == json.loads(json.dumps(value))
+
+
+def test_encoded_keeps_lone_surrogates() -> None:
+    """orjson refuses them; the fallback writes them as JSON escapes."""
+    assert json.loads(encoded({"a": "x\udc80"})) == {"a": "x\udc80"}
+
+
+def test_append_without_copy_file_range(tmp_path, monkeypatch) -> None:
+    """The kernel copy and the fallback copy give the same file."""
+    results = []
+    for kernel in (True, False):
+        if not kernel:
+
+            def refuse(*args: object) -> int:
+                raise OSError("not here")
+
+            monkeypatch.setattr(os, "copy_file_range", refuse)
+        head, tail = AtomicFile(str(tmp_path / f"head{kernel}")), AtomicFile(str(tmp_path / "t"))
+        head.write("head ünï\n")
+        tail.write("tail " * 100_000 + "é\n")
+        head.append(tail)
+        head.write("end\n")
+        head.commit()
+        tail.abort()
+        results.append((tmp_path / f"head{kernel}").read_text(encoding="utf-8"))
+    assert results[0] == results[1] == "head ünï\n" + "tail " * 100_000 + "é\nend\n"
