@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
 from typing import IO
+
+
+class OutputError(Exception):
+    """An output could not be written (a full disk, a lost permission): one line for the user."""
 
 
 class AtomicFile:
@@ -21,27 +26,41 @@ class AtomicFile:
         )
 
     def write(self, data: str | bytes) -> None:
-        self.stream.write(data)
+        try:
+            self.stream.write(data)
+        except OSError as error:
+            raise self._failed(error) from None
 
     def append(self, other: AtomicFile) -> None:
         """Copy what `other` holds so far onto the end of this file, in the kernel where it can."""
-        other.stream.flush()
-        self.stream.flush()
-        with open(other.temp, "rb") as source:
-            try:
-                while os.copy_file_range(source.fileno(), self.stream.fileno(), 1 << 30):
-                    pass
-            except OSError:  # a file system without copy_file_range
-                shutil.copyfileobj(source, getattr(self.stream, "buffer", self.stream))
+        try:
+            other.stream.flush()
+            self.stream.flush()
+            with open(other.temp, "rb") as source:
+                try:
+                    while os.copy_file_range(source.fileno(), self.stream.fileno(), 1 << 30):
+                        pass
+                except OSError:  # a file system without copy_file_range
+                    shutil.copyfileobj(source, getattr(self.stream, "buffer", self.stream))
+        except OSError as error:
+            raise self._failed(error) from None
 
     def commit(self) -> None:
-        self.stream.flush()
-        os.fsync(self.stream.fileno())
-        self.stream.close()
-        os.chmod(self.temp, 0o644)
-        os.replace(self.temp, self.path)
+        try:
+            self.stream.flush()
+            os.fsync(self.stream.fileno())
+            self.stream.close()
+            os.chmod(self.temp, 0o644)
+            os.replace(self.temp, self.path)
+        except OSError as error:
+            raise self._failed(error) from None
 
     def abort(self) -> None:
-        self.stream.close()
-        if os.path.exists(self.temp):
+        """Drop what was written: no partial file stays behind."""
+        with contextlib.suppress(OSError):  # closing flushes, and a full disk refuses that
+            self.stream.close()
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(self.temp)
+
+    def _failed(self, error: OSError) -> OutputError:
+        return OutputError(f"cannot write {self.path}: {error.strerror or error}")

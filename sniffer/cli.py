@@ -17,6 +17,7 @@ import click
 
 from . import __version__
 from .afpacket import CaptureUnavailable, LiveCapture
+from .atomic import OutputError
 from .decode import LINK_RAW, Undecodable, decode
 from .filters import IgnoreFileError, Selection, load_ignore
 from .flow import Endpoint
@@ -33,6 +34,7 @@ from .render.log import LogSink
 from .render.markdown import DocumentSink
 from .render.otlp import OtlpSink
 from .render.sink import Sink
+from .render.worker import WorkerSink
 from .services import ServiceMap, ServicesFileError
 from .stats import Stats
 
@@ -64,7 +66,17 @@ class Outputs:
     html: str | None = None
     otlp: str | None = None
     otlp_endpoint: str | None = None
-    traces: OtlpSink | None = None
+
+    def open(self, jobs: int = 1) -> list[Sink]:
+        """The file outputs; with jobs > 1, written by a second process (see render.worker)."""
+        if jobs < 2 or not (self.directory or self.har or self.html or self.otlp):
+            return self.files()
+        if self.otlp_endpoint:
+            return self.files()  # its warnings and network calls stay in this process
+        try:
+            return [WorkerSink(self.files)]
+        except OutputError as error:
+            raise click.ClickException(str(error)) from None
 
     def files(self) -> list[Sink]:
         sinks = output_sinks(self.directory, self.lang, self.templates) if self.directory else []
@@ -74,17 +86,10 @@ class Outputs:
             if self.html:
                 sinks.append(HtmlSink(self.html))
             if self.otlp or self.otlp_endpoint:
-                self.traces = OtlpSink(self.otlp, self.otlp_endpoint)
-                sinks.append(self.traces)
+                sinks.append(OtlpSink(self.otlp, self.otlp_endpoint))
         except OSError as error:
             raise click.ClickException(f"cannot write: {error.strerror}") from None
         return sinks
-
-    def warnings(self) -> list[str]:
-        failures = self.traces.failures if self.traces else []
-        if not failures:
-            return []
-        return [f"{len(failures)} trace exports to {self.otlp_endpoint} failed ({failures[0]})"]
 
 
 def output_sinks(directory: str, lang: str, templates: bool = False) -> list[Sink]:
@@ -240,6 +245,15 @@ def explain(stats: Stats) -> str | None:
     help="Show paths as their API templates in diagrams and headings (/v2/images/{image_id}).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Do not print the flow on the terminal.")
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    metavar="N",
+    help="-r: with 2 or more, write the outputs in a second process (a second core).",
+)
 @click.argument("expression", nargs=-1)
 @click.version_option(__version__, "-V", "--version")
 def main(
@@ -265,6 +279,7 @@ def main(
     otlp_file: str | None,
     otlp_endpoint: str | None,
     template_ids: bool,
+    jobs: int,
     expression: tuple[str, ...],
 ) -> None:
     """Rebuild the call flow of OpenStack services from HTTP/1.1 traffic.
@@ -299,7 +314,7 @@ def main(
         output, lang, template_ids, quiet, har_file, html_file, otlp_file, otlp_endpoint
     )
     if files:
-        code = run_offline(files, outputs, options, parse_offsets(clock_offsets, files))
+        code = run_offline(files, outputs, options, parse_offsets(clock_offsets, files), jobs)
     else:
         code = run_live(
             interface,
@@ -343,12 +358,30 @@ def parse_offsets(texts: tuple[str, ...], files: tuple[str, ...]) -> dict[str, f
     return offsets
 
 
+@contextlib.contextmanager
+def writing(pipeline: Pipeline, writer: PcapWriter | None = None) -> Iterator[None]:
+    """An output that cannot be written ends the run with one line and no partial file; the
+    packets saved so far (-w) are kept."""
+    try:
+        yield
+    except OutputError as error:
+        pipeline.abort()
+        if writer is not None:
+            with contextlib.suppress(OutputError):
+                writer.close()
+        raise click.ClickException(str(error)) from None
+
+
 def run_offline(
-    files: tuple[str, ...], outputs: Outputs, options: Options, offsets: dict[str, float]
+    files: tuple[str, ...],
+    outputs: Outputs,
+    options: Options,
+    offsets: dict[str, float],
+    jobs: int = 1,
 ) -> int:
     readers = [_open(path, offsets.get(path, 0.0)) for path in files]
     sinks: list[Sink] = [] if outputs.quiet else [ConsoleSink(sys.stdout, outputs.templates)]
-    sinks += outputs.files()
+    sinks += outputs.open(jobs)
     pipeline = Pipeline(sinks, options)
     warnings: list[str] = []
     interrupted = False
@@ -356,21 +389,22 @@ def run_offline(
     progress = (
         Progress(pipeline.stats, readers) if sys.stderr.isatty() and not outputs.quiet else None
     )
-    try:
-        frames = read_captures(readers)
-        pipeline.run(progress.follow(frames) if progress else frames)
-    except KeyboardInterrupt:
-        interrupted = True  # keep what was read: the outputs are still written whole
-    except CaptureError as error:
-        warnings.append(f"{error}; processed what came before")
-    if progress:
-        progress.done()
-    stats = pipeline.finish()
+    with writing(pipeline):
+        try:
+            frames = read_captures(readers)
+            pipeline.run(progress.follow(frames) if progress else frames)
+        except KeyboardInterrupt:
+            interrupted = True  # keep what was read: the outputs are still written whole
+        except CaptureError as error:
+            warnings.append(f"{error}; processed what came before")
+        if progress:
+            progress.done()
+        stats = pipeline.finish()
     for reader in readers:
         reader.stream.close()
         if reader.truncated:
             warnings.append(f"{reader.path}: cut short mid-record; processed what came before")
-    return report(stats, warnings + damage(stats) + outputs.warnings(), interrupted)
+    return report(stats, warnings + damage(stats) + pipeline.warnings(), interrupted)
 
 
 class Progress:
@@ -456,35 +490,36 @@ def run_live(
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     started = time.monotonic()
-    try:
-        for frame in _read_ahead(live, options.owners):
-            if frame is not None:
-                if writer is not None:
-                    writer.write(frame)
-                pipeline.feed(frame)
-            else:
-                pipeline.tick(time.time())
-            if stop.reached(pipeline.stats, time.monotonic() - started):
-                live.stop()
-            if view is not None and view.due(time.monotonic()):
-                view.show_status(
-                    f"{pipeline.stats.packets} packets, {pipeline.stats.calls} calls, "
-                    f"{live.statistics()[1]} dropped by the kernel"
-                )
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    stats = pipeline.finish()
-    if view is not None:
-        view.done()
-    if writer is not None:
-        writer.close()
+    with writing(pipeline, writer):
+        try:
+            for frame in _read_ahead(live, options.owners):
+                if frame is not None:
+                    if writer is not None:
+                        writer.write(frame)
+                    pipeline.feed(frame)
+                else:
+                    pipeline.tick(time.time())
+                if stop.reached(pipeline.stats, time.monotonic() - started):
+                    live.stop()
+                if view is not None and view.due(time.monotonic()):
+                    view.show_status(
+                        f"{pipeline.stats.packets} packets, {pipeline.stats.calls} calls, "
+                        f"{live.statistics()[1]} dropped by the kernel"
+                    )
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        stats = pipeline.finish()
+        if view is not None:
+            view.done()
+        if writer is not None:
+            writer.close()
     _, drops = live.statistics()
     warnings = damage(stats)
     if drops:
         warnings.insert(0, f"the kernel dropped {drops} packets (raise -B, or narrow the filter)")
     click.echo(f"{stats.packets} packets captured, {drops} dropped by the kernel", err=True)
-    return report(stats, warnings + outputs.warnings(), False)
+    return report(stats, warnings + pipeline.warnings(), False)
 
 
 def _read_ahead(live: LiveCapture, owners: SocketOwners | None) -> Iterator[Frame | None]:

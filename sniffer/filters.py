@@ -21,8 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from .flow import Call, FlowMessage
-from .render.sink import Sink
-from .stats import Stats
+from .render.sink import FanOut, Sink
 
 
 class IgnoreFileError(ValueError):
@@ -107,11 +106,11 @@ class Selection:
         return any(rule.matches(caller, callee, method, paths) for rule in self.rules)
 
 
-class SelectingSink(Sink):
+class SelectingSink(FanOut):
     """Hands the sinks behind it only the selected calls, numbered again."""
 
     def __init__(self, sinks: Iterable[Sink], selection: Selection) -> None:
-        self.sinks = list(sinks)
+        super().__init__(sinks)
         self.selection = selection
         self.views: dict[int, Call | None] = {}  # id(call) -> its renumbered copy, None: dropped
         self.dropped: set[int] = set()  # ids of dropped calls, so that their children go too
@@ -131,16 +130,10 @@ class SelectingSink(Sink):
             return
         self.number += 1
         view.numbers.append(self.number)
-        for sink in self.sinks:
-            sink.message(FlowMessage(self.number, message.kind, view))
+        super().message(FlowMessage(self.number, message.kind, view))
 
     def call(self, call: Call) -> None:
         self.dropped.discard(id(call))  # its children, made while it was served, came before
         view = self.views.pop(id(call), None)
         if view is not None:
-            for sink in self.sinks:
-                sink.call(view)
-
-    def close(self, stats: Stats) -> None:
-        for sink in self.sinks:
-            sink.close(stats)
+            super().call(view)

@@ -19,15 +19,14 @@ class PcapWriter:
 
     def __init__(self, path: str, linktype: int) -> None:
         self.out = AtomicFile(path, binary=True)
-        self.stream = self.out.stream
-        self.stream.write(struct.pack("<IHHiIII", NANOSECOND_MAGIC, 2, 4, 0, 0, SNAPLEN, linktype))
+        self.out.write(struct.pack("<IHHiIII", NANOSECOND_MAGIC, 2, 4, 0, 0, SNAPLEN, linktype))
         self.record = struct.Struct("<IIII")
 
     def write(self, frame: Frame) -> None:
         seconds = int(frame.ts)
         nanoseconds = min(999_999_999, round((frame.ts - seconds) * 1e9))
-        self.stream.write(self.record.pack(seconds, nanoseconds, len(frame.data), frame.wirelen))
-        self.stream.write(frame.data)
+        self.out.write(self.record.pack(seconds, nanoseconds, len(frame.data), frame.wirelen))
+        self.out.write(frame.data)
 
     def close(self) -> None:
         self.out.commit()

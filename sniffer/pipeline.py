@@ -13,11 +13,11 @@ from .apiref import OperationIndex
 from .correlate import SLACK, Correlator
 from .decode import Undecodable, decode
 from .filters import SelectingSink, Selection
-from .flow import Call, FlowMessage
+from .flow import Call
 from .http import MAX_BODY, HttpConnection, RequestHead
 from .pcapfile import Frame
 from .procnet import SocketOwners
-from .render.sink import MaskingSink, Sink
+from .render.sink import FanOut, MaskingSink, Sink
 from .services import ServiceMap
 from .stats import Stats
 from .tcp import ConnectionInfo, Reassembler
@@ -39,18 +39,19 @@ class Pipeline:
 
     def __init__(self, sinks: Iterable[Sink], options: Options | None = None) -> None:
         options = options or Options()
-        self.sinks = list(sinks)
+        out: Sink = FanOut(sinks)
         if not options.show_secrets:
-            self.sinks = [MaskingSink(self.sinks, redact.call)]
+            out = MaskingSink([out], redact.call)
         if options.selection:
-            self.sinks = [SelectingSink(self.sinks, options.selection)]
+            out = SelectingSink([out], options.selection)
+        self.out = out
         self.stats = Stats()
         self.correlator = Correlator(
             options.services or ServiceMap(),
             OperationIndex.default(),
             self.stats,
-            self._message,
-            self._call,
+            out.message,
+            out.call,
             options.slack,
             options.progress,
         )
@@ -64,14 +65,6 @@ class Pipeline:
             return HttpConnection(info, self.correlator, self.stats, max_body, names)
 
         self.reassembler = Reassembler(connection, self.stats)
-
-    def _message(self, message: FlowMessage) -> None:
-        for sink in self.sinks:
-            sink.message(message)
-
-    def _call(self, call: Call) -> None:
-        for sink in self.sinks:
-            sink.call(call)
 
     def feed(self, frame: Frame) -> None:
         stats = self.stats
@@ -99,6 +92,13 @@ class Pipeline:
         """End of input: close connections, emit what is left, close the sinks."""
         self.reassembler.flush()
         self.correlator.flush()
-        for sink in self.sinks:
-            sink.close(self.stats)
+        self.out.close(self.stats)
         return self.stats
+
+    def abort(self) -> None:
+        """An output failed: drop every output's partial file."""
+        self.out.abort()
+
+    def warnings(self) -> list[str]:
+        """What the outputs could not do (after `finish`)."""
+        return self.out.warnings()

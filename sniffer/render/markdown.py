@@ -83,3 +83,7 @@ class DocumentSink(Sink):
         self.index.append(self.body)
         for out in (self.body, self.diagram, self.index):
             out.commit()
+
+    def abort(self) -> None:
+        for out in (self.body, self.diagram, self.index):
+            out.abort()

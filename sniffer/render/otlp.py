@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import urllib.error
 import urllib.request
 
 from .. import __version__
 from ..atomic import AtomicFile
+from ..content import encoded
 from ..flow import Call
 from ..stats import Stats
 from .sink import Sink
@@ -171,7 +171,7 @@ class OtlpSink(Sink):
     def _flush(self, calls: list[Call]) -> None:
         request = export_request(calls)
         if self.out is not None:
-            self.out.write(json.dumps(request, separators=(",", ":")) + "\n")
+            self.out.write(encoded(request).decode() + "\n")
         if self.endpoint:
             self._send(request)
 
@@ -194,3 +194,14 @@ class OtlpSink(Sink):
         self.pending.clear()
         if self.out is not None:
             self.out.commit()
+
+    def abort(self) -> None:
+        if self.out is not None:
+            self.out.abort()
+
+    def warnings(self) -> list[str]:
+        if not self.failures:
+            return []
+        return [
+            f"{len(self.failures)} trace exports to {self.endpoint} failed ({self.failures[0]})"
+        ]

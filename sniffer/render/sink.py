@@ -21,12 +21,45 @@ class Sink:
     def close(self, stats: Stats) -> None:
         pass
 
+    def abort(self) -> None:
+        """The run failed: drop what was written, leave no partial file."""
 
-class MaskingSink(Sink):
+    def warnings(self) -> list[str]:
+        """What went wrong without stopping the run (after close)."""
+        return []
+
+
+class FanOut(Sink):
+    """Hands everything on to the sinks behind it; subclasses change what they pass."""
+
+    def __init__(self, sinks: Iterable[Sink]) -> None:
+        self.sinks = list(sinks)
+
+    def message(self, message: FlowMessage) -> None:
+        for sink in self.sinks:
+            sink.message(message)
+
+    def call(self, call: Call) -> None:
+        for sink in self.sinks:
+            sink.call(call)
+
+    def close(self, stats: Stats) -> None:
+        for sink in self.sinks:
+            sink.close(stats)
+
+    def abort(self) -> None:
+        for sink in self.sinks:
+            sink.abort()
+
+    def warnings(self) -> list[str]:
+        return [warning for sink in self.sinks for warning in sink.warnings()]
+
+
+class MaskingSink(FanOut):
     """Hands the sinks behind it a masked copy of each call (see `sniffer.redact`)."""
 
     def __init__(self, sinks: Iterable[Sink], mask: Callable[[Call], Call]) -> None:
-        self.sinks = list(sinks)
+        super().__init__(sinks)
         self.mask = mask
         self.views: dict[int, Call] = {}  # id(call) -> its masked copy, until the call is out
 
@@ -37,19 +70,12 @@ class MaskingSink(Sink):
         return view
 
     def message(self, message: FlowMessage) -> None:
-        shown = FlowMessage(message.number, message.kind, self._view(message.call))
-        for sink in self.sinks:
-            sink.message(shown)
+        super().message(FlowMessage(message.number, message.kind, self._view(message.call)))
 
     def call(self, call: Call) -> None:
         view = self._view(call)
         del self.views[id(call)]
-        for sink in self.sinks:
-            sink.call(view)
-
-    def close(self, stats: Stats) -> None:
-        for sink in self.sinks:
-            sink.close(stats)
+        super().call(view)
 
 
 class FileSink(Sink):
@@ -63,3 +89,6 @@ class FileSink(Sink):
 
     def close(self, stats: Stats) -> None:
         self.out.commit()
+
+    def abort(self) -> None:
+        self.out.abort()

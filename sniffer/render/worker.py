@@ -1,0 +1,155 @@
+"""Outputs written by a second process: `--jobs 2` puts the flow's formatting on another core.
+
+The main process reads, reassembles, parses, correlates and masks; a forked worker formats and
+writes the files (on captures with large bodies that is half the work). Events cross a pipe in
+pickled batches: a call crosses once, with its first message, and later events name it by a key;
+its parent crosses as a bare stub (id, names, depth, and its own parent), which is all that sinks
+read of a parent, so that a pickle never drags a parent's bodies along. The pipe's buffer bounds
+what is in flight: a slow disk slows the reader instead of filling memory.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import pickle
+import signal
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from itertools import count
+from multiprocessing.connection import Connection
+
+from ..atomic import OutputError
+from ..flow import Call, FlowMessage
+from ..stats import Stats
+from .sink import FanOut, Sink
+
+BATCH_BYTES = 1 << 20  # body bytes per batch: few system calls, little held in flight
+BATCH_EVENTS = 256
+MESSAGE, CALL, CLOSE, ABORT = range(4)
+
+
+def stub(call: Call | None) -> Call | None:
+    """What a sink reads of a parent call: who, how deep, and its own parent."""
+    if call is None:
+        return None
+    return Call(call.id, call.caller, call.callee, [], stub(call.parent), call.depth)
+
+
+def _size(call: Call) -> int:
+    return sum(
+        len(hop.request.body.data) + (len(hop.response.body.data) if hop.response else 0)
+        for hop in call.hops
+    )
+
+
+class WorkerSink(Sink):
+    """Runs the sinks that `open_sinks` makes in a forked worker process (which opens their
+    files itself: nothing buffered here is inherited twice); this side forwards the flow."""
+
+    def __init__(self, open_sinks: Callable[[], Iterable[Sink]]) -> None:
+        context = multiprocessing.get_context("fork")
+        self.pipe, theirs = context.Pipe()
+        self.worker = context.Process(target=_serve, args=(theirs, open_sinks), daemon=True)
+        self.worker.start()
+        theirs.close()
+        self._result()  # "ready", or why the files could not be opened
+        self.keys: dict[int, int] = {}  # id(call) -> its key, from its first message to its end
+        self.next_key = count()
+        self.batch: list[tuple] = []
+        self.batch_bytes = 0
+        self.reported: list[str] = []
+
+    def message(self, message: FlowMessage) -> None:
+        call = message.call
+        key = self.keys.get(id(call))
+        portable = None
+        if key is None:
+            key = self.keys[id(call)] = next(self.next_key)
+            portable = replace(call, parent=stub(call.parent), numbers=[])
+            self.batch_bytes += _size(call)
+        self._queue((MESSAGE, key, message.number, message.kind, portable))
+
+    def call(self, call: Call) -> None:
+        self._queue((CALL, self.keys.pop(id(call))))
+
+    def close(self, stats: Stats) -> None:
+        self._queue((CLOSE, stats), flush=True)
+        self.reported = self._result()
+
+    def abort(self) -> None:
+        if self.worker.is_alive():
+            self.batch.clear()
+            try:
+                self._queue((ABORT,), flush=True)
+                self._result()
+            except OutputError:
+                pass  # the worker failed first, and dropped its files then
+        self.worker.join()
+
+    def warnings(self) -> list[str]:
+        return self.reported
+
+    def _queue(self, event: tuple, flush: bool = False) -> None:
+        self.batch.append(event)
+        if flush or self.batch_bytes >= BATCH_BYTES or len(self.batch) >= BATCH_EVENTS:
+            if self.pipe.poll():  # the worker only speaks once it has stopped: it failed
+                raise OutputError(self._result())
+            try:
+                self.pipe.send_bytes(pickle.dumps(self.batch, pickle.HIGHEST_PROTOCOL))
+            except OSError:  # the worker is gone
+                raise OutputError(self._result()) from None
+            self.batch, self.batch_bytes = [], 0
+
+    def _result(self) -> list[str]:
+        """The worker's last word: its warnings, or its failure raised as an OutputError."""
+        try:
+            kind, detail = self.pipe.recv()
+        except (EOFError, OSError):
+            kind, detail = "failed", "the output process ended unexpectedly"
+        if kind != "ready":
+            self.worker.join()
+        if kind == "failed":
+            raise OutputError(detail)
+        return detail
+
+
+def _serve(pipe: Connection, open_sinks: Callable[[], Iterable[Sink]]) -> None:
+    """The worker: open the sinks, replay the events into them until told to close or abort."""
+    for sig in (signal.SIGINT, signal.SIGTERM):  # the main process decides when the run ends
+        signal.signal(sig, signal.SIG_IGN)
+    try:
+        sinks = FanOut(open_sinks())
+    except Exception as error:  # an unwritable directory: the message is the user's
+        pipe.send(("failed", getattr(error, "message", None) or str(error)))
+        return
+    pipe.send(("ready", []))
+    calls: dict[int, Call] = {}
+    try:
+        while True:
+            try:
+                batch = pickle.loads(pipe.recv_bytes())
+            except EOFError:  # the main process died: leave no partial file
+                sinks.abort()
+                return
+            for event in batch:
+                if event[0] == MESSAGE:
+                    _, key, number, kind, portable = event
+                    call = calls.setdefault(key, portable)
+                    call.numbers.append(number)
+                    sinks.message(FlowMessage(number, kind, call))
+                elif event[0] == CALL:
+                    sinks.call(calls.pop(event[1]))
+                elif event[0] == CLOSE:
+                    sinks.close(event[1])
+                    pipe.send(("done", sinks.warnings()))
+                    return
+                else:
+                    sinks.abort()
+                    pipe.send(("aborted", []))
+                    return
+    except OutputError as error:
+        sinks.abort()
+        pipe.send(("failed", str(error)))
+    except Exception as error:  # a bug: say what, in one line, rather than hang the reader
+        sinks.abort()
+        pipe.send(("failed", f"output process failed: {type(error).__name__}: {error}"))

@@ -1,0 +1,76 @@
+"""--jobs 2: the outputs written by a second process are the same files, fail the same way,
+and survive an interrupt the same way."""
+
+from __future__ import annotations
+
+import json
+import resource
+import signal
+import subprocess
+import time
+
+import mutate
+import pytest
+from conftest import OUTPUTS, PCAPS
+
+CAPTURES = sorted(p.name for p in PCAPS.glob("*.pcap*"))
+
+
+@pytest.mark.parametrize("capture", CAPTURES)
+def test_same_outputs_with_two_jobs(sniff, capture):
+    one = sniff(PCAPS / capture, options=("--jobs", "1"))
+    two = sniff(PCAPS / capture, options=("--jobs", "2"))
+    assert two.exit_code == one.exit_code
+    assert two.stdout == one.stdout and two.stderr == one.stderr
+    assert two.outputs() == one.outputs()
+
+
+def test_same_outputs_with_two_jobs_and_selections(sniff, tmp_path):
+    options = ("--exclude-service", "keystone", "--template-ids", "--show-secrets")
+    one = sniff(PCAPS / "server-create.pcap", options=(*options, "-j", "1"))
+    two = sniff(PCAPS / "server-create.pcap", options=(*options, "-j", "2"))
+    assert one.calls() and two.outputs() == one.outputs()
+
+
+def _limit_file_size() -> None:
+    resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path, jobs):
+    """A write that fails (here: past RLIMIT_FSIZE, as on a full disk) ends the run with one
+    line, exit 1, and no file, partial or temporary, in the output directory."""
+    out = tmp_path / "flow"
+    result = subprocess.run(
+        ["osflow-sniff", "-q", "-r", str(PCAPS / "image-upload.pcap"), "-o", str(out), "-j", jobs],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_limit_file_size,
+    )
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "cannot write" in result.stderr and "File too large" in result.stderr
+    assert list(out.iterdir()) == []
+
+
+def test_interrupt_with_two_jobs_writes_whole_outputs(tmp_path):
+    big = tmp_path / "big.pcap"
+    mutate.main([str(PCAPS / "image-upload.pcap"), str(big), "--resegment", "200"])
+    out = tmp_path / "flow"
+    sniffer = subprocess.Popen(
+        ["osflow-sniff", "-q", "-r", str(big), "-o", str(out), "-j", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.5)
+    assert sniffer.poll() is None, "the capture was read before the interrupt: make it larger"
+    sniffer.send_signal(signal.SIGINT)
+    _, stderr = sniffer.communicate(timeout=60)
+    assert sniffer.returncode == 130, stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS)  # no temporary files
+    calls = [json.loads(line) for line in (out / "calls.jsonl").read_text().splitlines()]
+    har = json.loads((out / "flow.har").read_text())
+    assert len(har["log"]["entries"]) == len(calls)
+    assert (out / "index.md").read_text().endswith((out / "body.md").read_text())
