@@ -21,6 +21,7 @@ A connection whose first client bytes are not HTTP is skipped and counted.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import deque
 from dataclasses import dataclass
@@ -57,6 +58,16 @@ class RequestHead:
 
     def header(self, name: str) -> str | None:
         return header(self.headers, name)
+
+
+# the events we hand the parsers to keep them in step, built once (h11 validates each event)
+SYNTHETIC_RESPONSE = h11.Response(status_code=200, headers=[("Content-Length", "0")])
+END = h11.EndOfMessage()
+
+
+@functools.lru_cache(maxsize=64)
+def _synthetic_request(method: str) -> h11.Request:
+    return h11.Request(method=method, target="/", headers=[("Host", "x")])
 
 
 class ExchangeConsumer(Protocol):
@@ -331,9 +342,8 @@ class HttpConnection:
 
     @staticmethod
     def _send_synthetic_request(parser: h11.Connection, pending: _Pending) -> None:
-        method = pending.head.method
-        parser.send(h11.Request(method=method, target="/", headers=[("Host", "x")]))
-        parser.send(h11.EndOfMessage())
+        parser.send(_synthetic_request(pending.head.method))
+        parser.send(END)
 
     def _release_waiting(self) -> None:
         """Response bytes that arrived before their request: feed them now that it is known."""
@@ -431,8 +441,8 @@ class HttpConnection:
 
     def _next_request_cycle(self, parser: h11.Connection) -> None:
         """Answer the request parser with an empty response, so it reads the next request."""
-        parser.send(h11.Response(status_code=200, headers=[("Content-Length", "0")]))
-        parser.send(h11.EndOfMessage())
+        parser.send(SYNTHETIC_RESPONSE)
+        parser.send(END)
         if parser.our_state is h11.DONE and parser.their_state is h11.DONE:
             parser.start_next_cycle()
         else:

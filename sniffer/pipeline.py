@@ -39,12 +39,12 @@ class Pipeline:
 
     def __init__(self, sinks: Iterable[Sink], options: Options | None = None) -> None:
         options = options or Options()
-        out: Sink = FanOut(sinks)
-        if not options.show_secrets:
+        out = FanOut(sinks)
+        if out.sinks and not options.show_secrets:
             out = MaskingSink([out], redact.call)
         if options.selection:
             out = SelectingSink([out], options.selection)
-        self.out = out
+        self.out: Sink = out
         self.stats = Stats()
         self.correlator = Correlator(
             options.services or ServiceMap(),

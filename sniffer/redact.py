@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import replace
+from typing import TypeVar
 
 from .content import decoded, encoded, parse
-from .flow import Body, Call, Exchange, Headers
+from .flow import Body, Call, Exchange, Headers, Request, Response
 
 SECRET_HEADERS = frozenset(
     {
@@ -50,6 +51,7 @@ MASK = "<redacted>"
 # every secret key contains one of these: a body with none of them holds no secret we know
 MARKS = ("pass", "secret", "token", "totp")
 _KEYS = "|".join(SECRET_KEYS)
+M = TypeVar("M", Request, Response)
 TEXT_SECRET = re.compile(rf'(?i)("(?:{_KEYS})"\s*:\s*)"(?:[^"\\]|\\.)*"|((?:{_KEYS})=)[^&\s]*')
 
 
@@ -67,6 +69,9 @@ def header_value(name: str, value: str) -> str:
 
 
 def headers(pairs: Headers) -> Headers:
+    """The headers with credentials fingerprinted (the same tuple when there are none)."""
+    if not any(name.lower() in SECRET_HEADERS for name, _ in pairs):
+        return pairs
     return tuple((name, header_value(name, value)) for name, value in pairs)
 
 
@@ -120,21 +125,19 @@ def body(original: Body) -> Body:
     return Body(masked.encode("utf-8"), original.size, "", original.omitted)
 
 
+def message(original: M) -> M:
+    """A request or response with its secrets masked (itself when it holds none)."""
+    masked = headers(original.headers), headers(original.trailers), body(original.body)
+    if masked == (original.headers, original.trailers, original.body):
+        return original
+    return replace(original, headers=masked[0], trailers=masked[1], body=masked[2])
+
+
 def exchange(hop: Exchange) -> Exchange:
-    request = replace(
-        hop.request,
-        headers=headers(hop.request.headers),
-        trailers=headers(hop.request.trailers),
-        body=body(hop.request.body),
-    )
-    response = hop.response
-    if response is not None:
-        response = replace(
-            response,
-            headers=headers(response.headers),
-            trailers=headers(response.trailers),
-            body=body(response.body),
-        )
+    request = message(hop.request)
+    response = message(hop.response) if hop.response is not None else None
+    if request is hop.request and response is hop.response:
+        return hop
     return replace(hop, request=request, response=response)
 
 
