@@ -25,6 +25,7 @@ import multiprocessing
 import os
 import platform
 import random
+import shutil
 import socket
 import statistics
 import subprocess
@@ -36,6 +37,8 @@ import time
 from loopback import capture
 
 PORT = 18774
+PACE = 48 << 20  # bytes/s per connection for large messages
+PIECE = 1 << 20
 
 
 def body_for(n: int) -> bytes:
@@ -75,7 +78,21 @@ def answer(conn: socket.socket, respond) -> None:
             ),
             0,
         )
-        conn.sendall(respond(head, stream.read(length)))
+        send(conn, respond(head, stream.read(length)))
+
+
+def send(conn: socket.socket, data: bytes) -> None:
+    """sendall, paced to PACE bytes/s per connection for large messages: the capture (a Python
+    process writing a pcap) keeps up with four such connections, not with loopback's GB/s."""
+    if len(data) <= PIECE:
+        conn.sendall(data)
+        return
+    start = time.monotonic()
+    for offset in range(0, len(data), PIECE):
+        conn.sendall(data[offset : offset + PIECE])
+        ahead = (offset + PIECE) / PACE - (time.monotonic() - start)
+        if ahead > 0:
+            time.sleep(ahead)
 
 
 def request_id(head: list[bytes]) -> bytes:
@@ -142,7 +159,8 @@ def client(number: int, plan: list[tuple[str, int]]) -> None:
         request_id = f"{number:04x}{count:028x}"
         body = os.urandom(16) * (n // 16) if kind == "upload" else b""
         method = "PUT" if kind == "upload" else "GET"
-        conn.sendall(
+        send(
+            conn,
             (
                 f"{method} /{kind}/{n} HTTP/1.1\r\nHost: 127.0.0.1:{PORT}\r\n"
                 f"User-Agent: bench\r\nAccept-Encoding: gzip\r\n"
@@ -150,7 +168,7 @@ def client(number: int, plan: list[tuple[str, int]]) -> None:
                 f"X-Requestshook-Request-From: bench-{number}\r\n"
                 f"Content-Length: {len(body)}\r\n\r\n"
             ).encode()
-            + body
+            + body,
         )
         read_response(stream)
     conn.close()
@@ -176,65 +194,103 @@ def make_capture(path: str, plans: list[list[tuple[str, int]]]) -> None:
         server.terminate()
 
 
+def _tree_rss(pid: int) -> int:
+    """KiB resident in a process and its children (osflow-sniff -j2 is two processes)."""
+    total = 0
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            total = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+        with open(f"/proc/{pid}/task/{pid}/children") as children:
+            total += sum(_tree_rss(int(child)) for child in children.read().split())
+    except (OSError, StopIteration):
+        pass  # ended between two reads
+    return total
+
+
 def rss_of(command: list[str]) -> tuple[float, int, str]:
-    """Wall seconds, peak RSS in KiB of this command alone (through /usr/bin/time), stdout."""
-    start = time.monotonic()
-    done = subprocess.run(
-        ["/usr/bin/time", "-f", "%M", *command], capture_output=True, text=True, check=True
-    )
-    wall = time.monotonic() - start
-    peak = int(done.stderr.strip().splitlines()[-1])
-    return wall, peak, done.stdout
+    """Wall seconds, peak RSS in KiB of the command's processes together (sampled every 20 ms,
+    and at least the largest single process's peak as the kernel counted it), stdout."""
+    with tempfile.TemporaryFile() as listing:
+        start = time.monotonic()
+        process = subprocess.Popen(command, stdout=listing, stderr=subprocess.DEVNULL)
+        peak = 0
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            peak = max(peak, _tree_rss(process.pid))
+            time.sleep(0.02)
+        wall = time.monotonic() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode:
+            raise subprocess.CalledProcessError(process.returncode, command)
+        peak = max(peak, usage.ru_maxrss)  # KiB: the largest single process, by the kernel
+        listing.seek(0)
+        return wall, peak, listing.read().decode()
 
 
-def measure(path: str, exchanges: int, runs: int) -> None:
+def tshark_command(path: str) -> list[str]:
+    return [
+        "tshark",
+        "-r",
+        path,
+        "-Y",
+        "http",
+        "-T",
+        "fields",
+        "-e",
+        "http.request.method",
+        "-e",
+        "http.response.code",
+        "-d",
+        f"tcp.port=={PORT},http",
+    ]
+
+
+def sniffer_found(out: str) -> int:
+    with open(os.path.join(out, "calls.jsonl")) as lines:
+        return sum(1 for line in lines if '"incomplete":false' in line)
+
+
+def tshark_found(listing: str) -> int:
+    lines = listing.splitlines()
+    requests = sum(1 for line in lines if line.split("\t")[0])
+    responses = sum(1 for line in lines if line.split("\t")[-1])
+    return min(requests, responses)
+
+
+def measure(path: str, exchanges: int, runs: int, jobs: list[int]) -> None:
     size = os.path.getsize(path) / 1e6
-    results: dict[str, list[tuple[float, int]]] = {"osflow-sniff": [], "tshark": []}
+    results: dict[str, list[tuple[float, int]]] = {}
     found: dict[str, int] = {}
-    for _ in range(runs):
-        out = tempfile.mkdtemp(prefix="osflow-bench-")
-        wall, peak, _ = rss_of(["osflow-sniff", "-q", "-r", path, "-o", out])
-        results["osflow-sniff"].append((wall, peak))
-        with open(os.path.join(out, "calls.jsonl")) as lines:
-            found["osflow-sniff"] = sum(1 for line in lines if '"incomplete":false' in line)
-        wall, peak, listing = rss_of(
-            [
-                "tshark",
-                "-r",
-                path,
-                "-Y",
-                "http",
-                "-T",
-                "fields",
-                "-e",
-                "http.request.method",
-                "-e",
-                "http.response.code",
-                "-d",
-                f"tcp.port=={PORT},http",
-            ]
-        )
-        results["tshark"].append((wall, peak))
-        lines = listing.splitlines()
-        found["tshark"] = min(
-            sum(1 for line in lines if line.split("\t")[0]),
-            sum(1 for line in lines if line.split("\t")[-1]),
-        )
+    for _ in range(runs):  # alternating, so that a slow moment of the machine hits all tools
+        for n in jobs:
+            tool = f"osflow-sniff -j{n}"
+            out = tempfile.mkdtemp(prefix="osflow-bench-")
+            wall, peak, _ = rss_of(["osflow-sniff", "-q", "-r", path, "-o", out, "-j", str(n)])
+            results.setdefault(tool, []).append((wall, peak))
+            found[tool] = sniffer_found(out)
+            shutil.rmtree(out)
+        wall, peak, listing = rss_of(tshark_command(path))
+        results.setdefault("tshark", []).append((wall, peak))
+        found["tshark"] = tshark_found(listing)
     print(
         f"capture: {path}, {size:.0f} MB, {exchanges} exchanges; machine: {os.cpu_count()} "
         f"CPUs, {platform.processor() or platform.machine()}, Python {platform.python_version()}"
     )
-    print(f"{'tool':<14}{'median s':>10}{'exch/s':>10}{'MB/s':>8}{'peak RSS MiB':>14}{'found':>9}")
+    print(f"{'tool':<18}{'median s':>10}{'exch/s':>10}{'MB/s':>8}{'peak RSS MiB':>14}{'found':>9}")
     medians = {}
     for tool, samples in results.items():
         wall = statistics.median(s[0] for s in samples)
         peak = max(s[1] for s in samples) / 1024
         medians[tool] = wall
         print(
-            f"{tool:<14}{wall:>10.1f}{exchanges / wall:>10.0f}{size / wall:>8.1f}"
+            f"{tool:<18}{wall:>10.1f}{exchanges / wall:>10.0f}{size / wall:>8.1f}"
             f"{peak:>14.0f}{found[tool]:>9}"
         )
-    print(f"osflow-sniff is {medians['tshark'] / medians['osflow-sniff']:.1f}x tshark's speed")
+    for tool, wall in medians.items():
+        if tool != "tshark":
+            print(f"{tool} is {medians['tshark'] / wall:.1f}x tshark's speed")
 
 
 def main() -> None:
@@ -244,6 +300,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--capture", default="/tmp/osflow-bench.pcap")
+    parser.add_argument("--jobs", default="1,2", help="osflow-sniff --jobs values to time")
+    parser.add_argument("--reuse", action="store_true", help="time an existing --capture")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench: needs root (loopback capture)")
@@ -259,8 +317,9 @@ def main() -> None:
         per = args.exchanges // args.clients
         plans = [[("api", c * per + i) for i in range(per)] for c in range(args.clients)]
     exchanges = sum(len(plan) for plan in plans)
-    make_capture(args.capture, plans)
-    measure(args.capture, exchanges, args.runs)
+    if not (args.reuse and os.path.exists(args.capture)):
+        make_capture(args.capture, plans)
+    measure(args.capture, exchanges, args.runs, [int(n) for n in args.jobs.split(",")])
 
 
 if __name__ == "__main__":
