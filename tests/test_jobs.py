@@ -4,6 +4,7 @@ and survive an interrupt the same way."""
 from __future__ import annotations
 
 import json
+import os
 import resource
 import signal
 import subprocess
@@ -12,6 +13,8 @@ import time
 import mutate
 import pytest
 from conftest import OUTPUTS, PCAPS
+
+from sniffer.cli import AUTO_JOBS_BYTES, default_jobs
 
 CAPTURES = sorted(p.name for p in PCAPS.glob("*.pcap*"))
 
@@ -74,3 +77,14 @@ def test_interrupt_with_two_jobs_writes_whole_outputs(tmp_path):
     har = json.loads((out / "flow.har").read_text())
     assert len(har["log"]["entries"]) == len(calls)
     assert (out / "index.md").read_text().endswith((out / "body.md").read_text())
+
+
+def test_two_jobs_by_default_only_for_large_captures(tmp_path):
+    """Starting the worker costs about 0.1 s: worth it on large captures only."""
+    big = tmp_path / "big.pcap"
+    with open(big, "wb") as sparse:
+        sparse.truncate(AUTO_JOBS_BYTES)
+    cpus = len(os.sched_getaffinity(0))
+    assert default_jobs((str(PCAPS / "image-show.pcap"),)) == 1
+    assert default_jobs((str(big),)) == (2 if cpus >= 2 else 1)
+    assert default_jobs((str(tmp_path / "missing.pcap"),)) == 1

@@ -219,13 +219,20 @@ class HtmlSink(FileSink):
 
     def close(self, stats: Stats) -> None:
         shown = [m for m in self.messages if m["call"] in self.calls]
-        data = encoded({"messages": shown, "calls": list(self.calls.values())}).decode()
-        data = data.replace("</", "<\\/")
+        drawing = svg(shown, self.calls)
         note = (
             f"<p>The first {len(shown)} messages; {self.left_out} more are in body.md.</p>"
             if self.left_out
             else ""
         )
-        page = PAGE.replace("__SVG__", note + svg(shown, self.calls)).replace("__DATA__", data)
-        self.out.write(page)
+        data = encoded({"messages": shown, "calls": list(self.calls.values())})
+        del shown
+        self.messages.clear()  # the page's data is encoded: let the records go before writing
+        before_svg, rest = PAGE.split("__SVG__")
+        before_data, after_data = rest.split("__DATA__")
+        # in pieces: the page is as large as the data, and it need not be copied whole
+        for piece in (before_svg, note, drawing, before_data):
+            self.out.write(piece)
+        self.out.write(data.replace(b"</", b"<\\/").decode())  # no early </script>
+        self.out.write(after_data)
         super().close(stats)
