@@ -397,17 +397,14 @@ def run_offline(
     sinks += outputs.open(jobs)
     pipeline = Pipeline(sinks, options)
     warnings: list[str] = []
-    interrupted = False
-    signal.signal(signal.SIGTERM, _interrupt)  # as PID 1 in a container, SIGTERM is ours to handle
+    stop = Interrupt()
     progress = (
         Progress(pipeline.stats, readers) if sys.stderr.isatty() and not outputs.quiet else None
     )
-    with writing(pipeline):
+    with writing(pipeline), stop.catching():
         try:
-            frames = read_captures(readers)
+            frames = stop.until(read_captures(readers))
             pipeline.run(progress.follow(frames) if progress else frames)
-        except KeyboardInterrupt:
-            interrupted = True  # keep what was read: the outputs are still written whole
         except CaptureError as error:
             warnings.append(f"{error}; processed what came before")
         if progress:
@@ -417,7 +414,7 @@ def run_offline(
         reader.stream.close()
         if reader.truncated:
             warnings.append(f"{reader.path}: cut short mid-record; processed what came before")
-    return report(stats, warnings + damage(stats) + pipeline.warnings(), interrupted)
+    return report(stats, warnings + damage(stats) + pipeline.warnings(), stop.requested)
 
 
 class Progress:
@@ -450,8 +447,32 @@ class Progress:
         click.echo("\r\033[K", err=True, nl=False)
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+class Interrupt:
+    """Ctrl-C (or SIGTERM, as PID 1 of a container) while reading a capture: reading stops
+    before the next frame and the run ends as usual, outputs written whole. A flag rather than
+    an exception, so that no output is left mid-message."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    @contextlib.contextmanager
+    def catching(self) -> Iterator[None]:
+        signals = (signal.SIGINT, signal.SIGTERM)
+        previous = {sig: signal.signal(sig, self._request) for sig in signals}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _request(self, signum: int, frame: object) -> None:
+        self.requested = True
+
+    def until(self, frames: Iterator[Frame]) -> Iterator[Frame]:
+        for frame in frames:
+            if self.requested:
+                return
+            yield frame
 
 
 @dataclass

@@ -57,19 +57,28 @@ def test_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path, jobs):
     assert list(out.iterdir()) == []
 
 
-def test_interrupt_with_two_jobs_writes_whole_outputs(tmp_path):
-    big = tmp_path / "big.pcap"
-    mutate.main([str(PCAPS / "image-upload.pcap"), str(big), "--resegment", "200"])
+@pytest.fixture(scope="module")
+def big(tmp_path_factory):
+    """A capture that takes seconds to read (the upload lab in 200-byte segments)."""
+    path = tmp_path_factory.mktemp("big") / "big.pcap"
+    mutate.main([str(PCAPS / "image-upload.pcap"), str(path), "--resegment", "200"])
+    return path
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_interrupt_writes_whole_outputs(big, tmp_path, jobs, sig):
+    """Reading stops at the next frame; what was read is written whole (exit 130)."""
     out = tmp_path / "flow"
     sniffer = subprocess.Popen(
-        ["osflow-sniff", "-q", "-r", str(big), "-o", str(out), "-j", "2"],
+        ["osflow-sniff", "-q", "-r", str(big), "-o", str(out), "-j", jobs],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     time.sleep(1.5)
     assert sniffer.poll() is None, "the capture was read before the interrupt: make it larger"
-    sniffer.send_signal(signal.SIGINT)
+    sniffer.send_signal(sig)
     _, stderr = sniffer.communicate(timeout=60)
     assert sniffer.returncode == 130, stderr
     assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS)  # no temporary files
@@ -77,6 +86,7 @@ def test_interrupt_with_two_jobs_writes_whole_outputs(tmp_path):
     har = json.loads((out / "flow.har").read_text())
     assert len(har["log"]["entries"]) == len(calls)
     assert (out / "index.md").read_text().endswith((out / "body.md").read_text())
+    assert "Traceback" not in stderr and "calls" in stderr  # the summary, as after a full run
 
 
 def test_two_jobs_by_default_only_for_large_captures(tmp_path):
