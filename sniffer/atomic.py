@@ -20,7 +20,10 @@ class AtomicFile:
     def __init__(self, path: str, binary: bool = False) -> None:
         self.path = path
         directory = os.path.dirname(os.path.abspath(path))
-        fd, self.temp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=directory)
+        try:
+            fd, self.temp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=directory)
+        except OSError as error:
+            raise self._failed(error) from None
         self.stream: IO = (
             os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="\n")
         )

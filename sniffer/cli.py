@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import click
@@ -82,31 +82,38 @@ class Outputs:
             raise click.ClickException(str(error)) from None
 
     def files(self) -> list[Sink]:
-        sinks = output_sinks(self.directory, self.lang, self.templates) if self.directory else []
+        """Open every file output; if one cannot be, none is left behind."""
+        makers: list[Callable[[], Sink]] = []
+        if self.directory:
+            directory, lang, templates = self.directory, self.lang, self.templates
+            makers = [
+                lambda: DocumentSink(directory, lang, templates),
+                lambda: LogSink(os.path.join(directory, "log.md")),
+                lambda: JsonlSink(os.path.join(directory, "calls.jsonl")),
+                lambda: HarSink(os.path.join(directory, "flow.har")),
+                lambda: HtmlSink(os.path.join(directory, "report.html")),
+            ]
+            try:
+                os.makedirs(directory, exist_ok=True)
+            except OSError as error:
+                raise click.ClickException(
+                    f"cannot write to {directory}: {error.strerror}"
+                ) from None
+        if self.har:
+            makers.append(lambda: HarSink(self.har))
+        if self.html:
+            makers.append(lambda: HtmlSink(self.html))
+        if self.otlp or self.otlp_endpoint:
+            makers.append(lambda: OtlpSink(self.otlp, self.otlp_endpoint))
+        sinks: list[Sink] = []
         try:
-            if self.har:
-                sinks.append(HarSink(self.har))
-            if self.html:
-                sinks.append(HtmlSink(self.html))
-            if self.otlp or self.otlp_endpoint:
-                sinks.append(OtlpSink(self.otlp, self.otlp_endpoint))
-        except OSError as error:
-            raise click.ClickException(f"cannot write: {error.strerror}") from None
+            for make in makers:
+                sinks.append(make())
+        except OutputError as error:
+            for sink in sinks:
+                sink.abort()
+            raise click.ClickException(str(error)) from None
         return sinks
-
-
-def output_sinks(directory: str, lang: str, templates: bool = False) -> list[Sink]:
-    try:
-        os.makedirs(directory, exist_ok=True)
-        return [
-            DocumentSink(directory, lang, templates),
-            LogSink(os.path.join(directory, "log.md")),
-            JsonlSink(os.path.join(directory, "calls.jsonl")),
-            HarSink(os.path.join(directory, "flow.har")),
-            HtmlSink(os.path.join(directory, "report.html")),
-        ]
-    except OSError as error:
-        raise click.ClickException(f"cannot write to {directory}: {error.strerror}") from None
 
 
 def explain(stats: Stats) -> str | None:

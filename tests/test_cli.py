@@ -6,6 +6,7 @@ import re
 import subprocess
 
 import mutate
+import pytest
 from conftest import PCAPS, command
 
 SEED = PCAPS / "image-show.pcap"
@@ -103,3 +104,16 @@ def test_progress_on_a_terminal_only(tmp_path):
 
 def test_progress_off_with_quiet(tmp_path):
     assert " MB (" not in on_a_terminal(tmp_path, "-q -r {big}")
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_an_output_that_cannot_be_opened_leaves_no_other_behind(tmp_path, jobs):
+    out = tmp_path / "flow"
+    har = str(tmp_path / "no" / "x.har")
+    result = command("-r", str(SEED), "-o", str(out), "--har", har, "-j", jobs)
+    assert result.returncode == 1
+    assert (
+        result.stderr
+        == f"Error: cannot write {tmp_path / 'no' / 'x.har'}: No such file or directory\n"
+    )
+    assert list(out.iterdir()) == []  # the documents opened before it are gone too

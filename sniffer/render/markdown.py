@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 from ..apiref import LABELS
-from ..atomic import AtomicFile
+from ..atomic import AtomicFile, OutputError
 from ..flow import FlowMessage
 from ..stats import Stats
 from .sink import Sink
@@ -66,9 +66,14 @@ class DocumentSink(Sink):
         title_text: str = "Call flow",
     ) -> None:
         self.templates = templates
-        self.body = AtomicFile(os.path.join(directory, "body.md"))
-        self.diagram = AtomicFile(os.path.join(directory, "diagram.md"))
-        self.index = AtomicFile(os.path.join(directory, "index.md"))
+        self.files: list[AtomicFile] = []
+        try:
+            for name in ("body.md", "diagram.md", "index.md"):
+                self.files.append(AtomicFile(os.path.join(directory, name)))
+        except OutputError:
+            self.abort()
+            raise
+        self.body, self.diagram, self.index = self.files
         self.label = LABELS.get(lang, LABELS["en"])
         self.index.write(f"# {title_text}\n\n```mermaid\nsequenceDiagram\n{INDENT}autonumber\n")
 
@@ -81,9 +86,9 @@ class DocumentSink(Sink):
     def close(self, stats: Stats) -> None:
         self.index.write("```\n")
         self.index.append(self.body)
-        for out in (self.body, self.diagram, self.index):
+        for out in self.files:
             out.commit()
 
     def abort(self) -> None:
-        for out in (self.body, self.diagram, self.index):
+        for out in self.files:
             out.abort()
