@@ -98,3 +98,33 @@ def test_two_jobs_by_default_only_for_large_captures(tmp_path):
     assert default_jobs((str(PCAPS / "image-show.pcap"),)) == 1
     assert default_jobs((str(big),)) == (2 if cpus >= 2 else 1)
     assert default_jobs((str(tmp_path / "missing.pcap"),)) == 1
+
+
+def test_main_process_failing_leaves_no_worker_and_no_file(tmp_path):
+    """A bug's traceback in the main process: the worker hears the pipe close, drops its files
+    and ends, so the process exits (instead of waiting for the worker at exit)."""
+    script = (
+        "from sniffer.render.worker import WorkerSink\n"
+        "from sniffer.render.log import LogSink\n"
+        f"WorkerSink(lambda: [LogSink({str(tmp_path / 'log.md')!r})])\n"
+        "raise RuntimeError('a bug')\n"
+    )
+    result = subprocess.run(["python3", "-c", script], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1 and "RuntimeError: a bug" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_main_process_killed_leaves_no_file(big, tmp_path):
+    out = tmp_path / "flow"
+    sniffer = subprocess.Popen(
+        ["osflow-sniff", "-q", "-r", str(big), "-o", str(out), "-j", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1.5)
+    sniffer.kill()
+    sniffer.wait()
+    deadline = time.monotonic() + 10
+    while list(out.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.1)  # the worker sees the pipe close, and drops its partial files
+    assert list(out.iterdir()) == []

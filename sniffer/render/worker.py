@@ -10,6 +10,7 @@ what is in flight: a slow disk slows the reader instead of filling memory.
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import pickle
 import signal
@@ -49,9 +50,15 @@ class WorkerSink(Sink):
     def __init__(self, open_sinks: Callable[[], Iterable[Sink]]) -> None:
         context = multiprocessing.get_context("fork")
         self.pipe, theirs = context.Pipe()
-        self.worker = context.Process(target=_serve, args=(theirs, open_sinks), daemon=True)
+        self.worker = context.Process(
+            target=_serve, args=(theirs, self.pipe, open_sinks), daemon=True
+        )
         self.worker.start()
         theirs.close()
+        # if this process ends without close or abort (a bug's traceback, an early Ctrl-C), hang
+        # up before multiprocessing joins the worker: it then drops its files and ends, instead
+        # of waiting for events forever
+        atexit.register(self._hang_up)
         self._result()  # "ready", or why the files could not be opened
         self.keys: dict[int, int] = {}  # id(call) -> its key, from its first message to its end
         self.next_key = count()
@@ -75,6 +82,7 @@ class WorkerSink(Sink):
     def close(self, stats: Stats) -> None:
         self._queue((CLOSE, stats), flush=True)
         self.reported = self._result()
+        atexit.unregister(self._hang_up)
 
     def abort(self) -> None:
         if self.worker.is_alive():
@@ -84,6 +92,11 @@ class WorkerSink(Sink):
                 self._result()
             except OutputError:
                 pass  # the worker failed first, and dropped its files then
+        self.worker.join()
+        atexit.unregister(self._hang_up)
+
+    def _hang_up(self) -> None:
+        self.pipe.close()
         self.worker.join()
 
     def warnings(self) -> list[str]:
@@ -113,8 +126,9 @@ class WorkerSink(Sink):
         return detail
 
 
-def _serve(pipe: Connection, open_sinks: Callable[[], Iterable[Sink]]) -> None:
+def _serve(pipe: Connection, parents: Connection, open_sinks: Callable[[], Iterable[Sink]]) -> None:
     """The worker: open the sinks, replay the events into them until told to close or abort."""
+    parents.close()  # inherited by the fork: only with it closed does the main's end mean EOF
     for sig in (signal.SIGINT, signal.SIGTERM):  # the main process decides when the run ends
         signal.signal(sig, signal.SIG_IGN)
     try:
