@@ -117,12 +117,12 @@ def body(original: Body) -> Body:
     if not any(mark in lowered for mark in MARKS):
         return plain  # no key that could hold a secret: nothing to walk or match
     try:
-        masked = encoded(_walk(parse(text))).decode()
+        masked = encoded(_walk(parse(text)))
     except ValueError:  # not JSON (a form, or JSON cut by the body bound): mask by pattern
-        masked = TEXT_SECRET.sub(_mask_match, text)
-    if masked == text:
+        masked = TEXT_SECRET.sub(_mask_match, text).encode("utf-8")
+    if masked == data:
         return plain
-    return Body(masked.encode("utf-8"), original.size, "", original.omitted)
+    return Body(masked, original.size, "", original.omitted)
 
 
 def message(original: M) -> M:

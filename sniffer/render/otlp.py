@@ -157,7 +157,7 @@ class OtlpSink(Sink):
     """Writes and/or sends each call tree when its root call ends."""
 
     def __init__(self, path: str | None = None, endpoint: str | None = None) -> None:
-        self.out = AtomicFile(path) if path else None
+        self.out = AtomicFile(path, binary=True) if path else None
         self.endpoint = endpoint
         self.pending: dict[str, list[Call]] = {}  # trace id -> its calls that ended so far
         self.failures: list[str] = []
@@ -171,7 +171,7 @@ class OtlpSink(Sink):
     def _flush(self, calls: list[Call]) -> None:
         request = export_request(calls)
         if self.out is not None:
-            self.out.write(encoded(request).decode() + "\n")
+            self.out.write(encoded(request) + b"\n")
         if self.endpoint:
             self._send(request)
 

@@ -161,9 +161,9 @@ def _serve(pipe: Connection, parents: Connection, open_sinks: Callable[[], Itera
                     sinks.abort()
                     pipe.send(("aborted", []))
                     return
-    except OutputError as error:
+    except Exception as error:  # a failed write, or a bug: one line, rather than hang the reader
         sinks.abort()
-        pipe.send(("failed", str(error)))
-    except Exception as error:  # a bug: say what, in one line, rather than hang the reader
-        sinks.abort()
-        pipe.send(("failed", f"output process failed: {type(error).__name__}: {error}"))
+        detail = str(error)
+        if not isinstance(error, OutputError):
+            detail = f"output process failed: {type(error).__name__}: {detail}"
+        pipe.send(("failed", detail))
