@@ -72,10 +72,9 @@ class Outputs:
 
     def open(self, jobs: int = 1) -> list[Sink]:
         """The file outputs; with 2 jobs, written by a second process (see render.worker)."""
-        if jobs < 2 or not (self.directory or self.har or self.html or self.otlp):
-            return self.files()
-        if self.otlp_endpoint:
-            return self.files()  # its warnings and network calls stay in this process
+        writes_files = self.directory or self.har or self.html or self.otlp
+        if jobs < 2 or not writes_files or self.otlp_endpoint:
+            return self.files()  # (an endpoint's network calls and warnings stay here)
         try:
             return [WorkerSink(self.files)]
         except OutputError as error:
@@ -408,7 +407,7 @@ def run_offline(
     progress = (
         Progress(pipeline.stats, readers) if sys.stderr.isatty() and not outputs.quiet else None
     )
-    with writing(pipeline), stop.catching():
+    with writing(pipeline), stop_signals(stop.request):
         try:
             frames = stop.until(read_captures(readers))
             pipeline.run(progress.follow(frames) if progress else frames)
@@ -454,25 +453,27 @@ class Progress:
         click.echo("\r\033[K", err=True, nl=False)
 
 
+@contextlib.contextmanager
+def stop_signals(handler: Callable[[int, object], None]) -> Iterator[None]:
+    """Ctrl-C and SIGTERM (as PID 1 of a container) go to `handler` for the duration."""
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, earlier in previous.items():
+            signal.signal(sig, earlier)
+
+
 class Interrupt:
-    """Ctrl-C (or SIGTERM, as PID 1 of a container) while reading a capture: reading stops
-    before the next frame and the run ends as usual, outputs written whole. A flag rather than
-    an exception, so that no output is left mid-message."""
+    """Ctrl-C or SIGTERM while reading a capture: reading stops before the next frame and the
+    run ends as usual, outputs written whole. A flag rather than an exception, so that no
+    output is left mid-message."""
 
     def __init__(self) -> None:
         self.requested = False
 
-    @contextlib.contextmanager
-    def catching(self) -> Iterator[None]:
-        signals = (signal.SIGINT, signal.SIGTERM)
-        previous = {sig: signal.signal(sig, self._request) for sig in signals}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-    def _request(self, signum: int, frame: object) -> None:
+    def request(self, signum: int, frame: object) -> None:
         self.requested = True
 
     def until(self, frames: Iterator[Frame]) -> Iterator[Frame]:
@@ -529,10 +530,9 @@ def run_live(
         stop.requested = True
         live.stop()
 
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     started = time.monotonic()
     with writing(pipeline, writer):
-        try:
+        with stop_signals(request_stop):
             for frame in _read_ahead(live, options.owners):
                 if frame is not None:
                     if writer is not None:
@@ -547,9 +547,6 @@ def run_live(
                         f"{pipeline.stats.packets} packets, {pipeline.stats.calls} calls, "
                         f"{live.statistics()[1]} dropped by the kernel"
                     )
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
         stats = pipeline.finish()
         if view is not None:
             view.done()
