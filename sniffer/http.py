@@ -1,14 +1,11 @@
-"""HTTP/1.1 over a reassembled TCP connection: h11 frames both directions, passively.
+"""HTTP/1.1 over a reassembled TCP connection: requests paired with their responses, passively.
 
-Theory of operation. h11 is written for one endpoint, so each connection drives two of them: a
-SERVER-role parser reads the client's bytes (requests) and a CLIENT-role parser reads the server's
-bytes (responses). Neither ever sends real data; we keep their state machines in step instead:
-
-* when a request is complete, the request parser is handed a synthetic empty response, so it
-  moves on to the next (pipelined) request at once;
-* before the response parser reads a response, it is handed a synthetic request with the method of
-  the oldest unanswered request (HEAD, and 1xx/204/304, then frame correctly). Response bytes that
-  arrive before any request is known wait in a buffer.
+Theory of operation. Each direction has its own Framer (framing.py: plain messages read directly,
+the rest by h11): one reads the client's bytes (requests), the other the server's (responses).
+When a request is complete, its framer moves on to the next (pipelined) request at once; before
+the response framer reads a response, it is told the method of the oldest unanswered request
+(answers to HEAD, and 1xx/204/304, frame differently). Response bytes that arrive before any
+request is known wait in a buffer.
 
 A response is paired with the oldest unanswered request, unless its Requestshook id names another
 one or its TCP acknowledgement shows the server had not yet received that request (then it is the
@@ -21,15 +18,23 @@ A connection whose first client bytes are not HTTP is skipped and counted.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
-import h11
-
 from .flow import EMPTY, Body, Endpoint, Exchange, Headers, Request, Response, header
+from .framing import (
+    CLOSED,
+    NEED_DATA,
+    Data,
+    End,
+    Framer,
+    FramingError,
+    Informational,
+    RequestStart,
+    ResponseStart,
+)
 from .stats import Stats
 from .tcp import ConnectionInfo, relative
 
@@ -60,16 +65,6 @@ class RequestHead:
         return header(self.headers, name)
 
 
-# the events we hand the parsers to keep them in step, built once (h11 validates each event)
-SYNTHETIC_RESPONSE = h11.Response(status_code=200, headers=[("Content-Length", "0")])
-END = h11.EndOfMessage()
-
-
-@functools.lru_cache(maxsize=64)
-def _synthetic_request(method: str) -> h11.Request:
-    return h11.Request(method=method, target="/", headers=[("Host", "x")])
-
-
 class ExchangeConsumer(Protocol):
     def request_started(self, head: RequestHead) -> None: ...
     def exchange_done(self, head: RequestHead, exchange: Exchange) -> None: ...
@@ -79,10 +74,6 @@ def _looks_like(start: re.Pattern[bytes], payload: bytes) -> bool:
     """Could these bytes begin an HTTP message? (A start line may still be incomplete.)"""
     found = start.match(payload[:MAX_HEAD])
     return found is not None or (len(payload) < 64 and b"\n" not in payload)
-
-
-def _headers(event: h11.Request | h11.Response | h11.InformationalResponse) -> Headers:
-    return tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in event.headers.raw_items())
 
 
 class _BodyBuffer:
@@ -118,7 +109,7 @@ class _Partial:
 
     def __init__(
         self,
-        head: RequestHead | h11.Response,
+        head: RequestHead | ResponseStart,
         headers: Headers,
         start: tuple[float, int, int],
         limit: int,
@@ -147,12 +138,12 @@ class _Pending:
 
 
 class _Direction:
-    """One direction's parser state: h11, where the next message starts, hunting."""
+    """One direction's parser state: its framer, where the next message starts, hunting."""
 
     __slots__ = ("parser", "hunting", "hunt", "start", "partial", "ended", "informational")
 
     def __init__(self) -> None:
-        self.parser: h11.Connection | None = None
+        self.parser: Framer | None = None
         self.hunting = False
         self.hunt = b""
         self.start: tuple[float, int, int] | None = None  # (ts, seq, ack) of the next message
@@ -219,7 +210,7 @@ class HttpConnection:
             remaining = partial.length - partial.body.size if partial.length is not None else -1
             if 0 <= size <= remaining and size <= MAX_FILLER and direction.parser is not None:
                 # the gap is inside a body of known length: bridge it and keep the framing
-                direction.parser.receive_data(b"\0" * size)
+                direction.parser.receive(b"\0" * size)
                 self._drain(direction, ts, 0, 0)
                 return
             self._abandon(direction, ts)
@@ -233,7 +224,7 @@ class HttpConnection:
         direction = self.requests if side == self.client_side else self.responses
         direction.ended = True
         if direction.parser is not None:
-            direction.parser.receive_data(b"")
+            direction.parser.receive(b"")
             self._drain(direction, ts, 0, 0)
 
     def close(self, ts: float) -> None:
@@ -275,18 +266,15 @@ class HttpConnection:
             elif not self.started and not _looks_like(REQUEST_START, payload):
                 self._not_http()
                 return
-            direction.parser = self._new_parser(h11.SERVER)
+            direction.parser = Framer(True, MAX_HEAD)
         if direction.start is None:
             direction.start = (ts, seq, ack)
-        direction.parser.receive_data(payload)
+        direction.parser.receive(payload)
         self._drain(direction, ts, seq, len(payload))
 
     def _not_http(self) -> None:
         self.http = False
         self.stats.count("non_http_streams")
-
-    def _new_parser(self, role: type[h11.CLIENT] | type[h11.SERVER]) -> h11.Connection:
-        return h11.Connection(role, max_incomplete_event_size=MAX_HEAD)
 
     def _hunt(
         self, direction: _Direction, pattern: re.Pattern[bytes], payload: bytes, seq: int
@@ -321,7 +309,7 @@ class HttpConnection:
             return
         if direction.start is None:
             direction.start = (ts, seq, ack)
-        direction.parser.receive_data(payload)
+        direction.parser.receive(payload)
         self._drain(direction, ts, seq, len(payload))
 
     def _arm_response_parser(self, ts: float, seq: int, ack: int, payload: bytes) -> bool:
@@ -335,15 +323,10 @@ class HttpConnection:
                 self.waiting, self.waiting_mark = b"", None
                 self.responses.resync()
             return False
-        parser = self._new_parser(h11.CLIENT)
-        self._send_synthetic_request(parser, self.pending[0])
+        parser = Framer(False, MAX_HEAD)
+        parser.expect(self.pending[0].head.method)
         self.responses.parser = parser
         return True
-
-    @staticmethod
-    def _send_synthetic_request(parser: h11.Connection, pending: _Pending) -> None:
-        parser.send(_synthetic_request(pending.head.method))
-        parser.send(END)
 
     def _release_waiting(self) -> None:
         """Response bytes that arrived before their request: feed them now that it is known."""
@@ -354,14 +337,14 @@ class HttpConnection:
         assert mark is not None
         self._feed_responses(mark[0], mark[1], mark[2], data)
 
-    # -- h11 events ------------------------------------------------------------------------
+    # -- framing events --------------------------------------------------------------------
 
     def _drain(self, direction: _Direction, ts: float, seq: int, fed: int) -> None:
         parser = direction.parser
         while parser is not None and direction.parser is parser:
             try:
                 event = parser.next_event()
-            except h11.RemoteProtocolError:
+            except FramingError:
                 if not self.started:  # the very first message failed: not an HTTP stream
                     self._not_http()
                     return
@@ -370,22 +353,23 @@ class HttpConnection:
                     self._abandon(direction, ts)
                 direction.resync()
                 return
-            if event is h11.NEED_DATA or event is h11.PAUSED:
+            if event is NEED_DATA:
                 return
-            if isinstance(event, h11.ConnectionClosed):
+            if event is CLOSED:
                 direction.parser = None
                 return
             self._on_event(direction, parser, event, ts, seq, fed)
 
     def _on_event(
-        self, direction: _Direction, parser: h11.Connection, event, ts: float, seq: int, fed: int
+        self, direction: _Direction, parser: Framer, event, ts: float, seq: int, fed: int
     ) -> None:
-        if isinstance(event, h11.Data):
+        kind = type(event)
+        if kind is Data:
             if direction.partial is not None:
                 direction.partial.body.add(event.data)
-        elif isinstance(event, h11.EndOfMessage):
+        elif kind is End:
             if direction.partial is not None:
-                direction.partial.trailers = _headers(event)
+                direction.partial.trailers = event.trailers
             ack = direction.start[2] if direction.start else 0
             self._complete(direction, ts)
             direction.start = self._next_start(parser, ts, seq, fed, ack)
@@ -393,39 +377,39 @@ class HttpConnection:
                 self._next_request_cycle(parser)
             else:
                 self._next_response_cycle(parser)
-        elif isinstance(event, h11.Request):
+        elif kind is RequestStart:
             self._on_request_head(event, ts, seq)
-        elif isinstance(event, h11.Response):
+        elif kind is ResponseStart:
             start = direction.start or (ts, seq, 0)
-            direction.partial = _Partial(event, _headers(event), start, self.max_body)
+            direction.partial = _Partial(event, event.headers, start, self.max_body)
             self.started = True
-        elif isinstance(event, h11.InformationalResponse):
-            if event.status_code == 101:
+        elif kind is Informational:
+            if event.status == 101:
                 self._not_http()  # switched protocols: the rest is not HTTP/1.1
-            direction.informational.append(event.status_code)
+            direction.informational.append(event.status)
             ack = direction.start[2] if direction.start else 0
             direction.start = self._next_start(parser, ts, seq, fed, ack)
 
     def _next_start(
-        self, parser: h11.Connection, ts: float, seq: int, fed: int, ack: int
+        self, parser: Framer, ts: float, seq: int, fed: int, ack: int
     ) -> tuple[float, int, int] | None:
         """Where the following message begins: in this segment's leftover bytes, or later."""
-        left = len(parser.trailing_data[0])
+        left = parser.unread
         if not left:
             return None
         return ts, (seq + fed - left) & 0xFFFFFFFF, ack
 
-    def _on_request_head(self, event: h11.Request, ts: float, seq: int) -> None:
+    def _on_request_head(self, event: RequestStart, ts: float, seq: int) -> None:
         direction = self.requests
         start = direction.start or (ts, seq, 0)
         client, server = self._endpoints()
-        headers = _headers(event)
+        headers = event.headers
         head = RequestHead(
             client,
             server,
-            event.method.decode("latin-1"),
-            event.target.decode("latin-1"),
-            event.http_version.decode("latin-1"),
+            event.method,
+            event.target,
+            event.version,
             headers,
             start[0],
             self.names.get(client),
@@ -439,13 +423,9 @@ class HttpConnection:
         if len(self.pending) == 1:
             self._release_waiting()
 
-    def _next_request_cycle(self, parser: h11.Connection) -> None:
-        """Answer the request parser with an empty response, so it reads the next request."""
-        parser.send(SYNTHETIC_RESPONSE)
-        parser.send(END)
-        if parser.our_state is h11.DONE and parser.their_state is h11.DONE:
-            parser.start_next_cycle()
-        else:
+    def _next_request_cycle(self, parser: Framer) -> None:
+        """Move the request framer on to the next request."""
+        if not parser.next_cycle():
             self.requests.resync()  # the client said close: nothing more to read here
 
     def _complete_request(self, ts: float) -> None:
@@ -476,17 +456,16 @@ class HttpConnection:
                 pending.request = request
                 break
 
-    def _next_response_cycle(self, parser: h11.Connection) -> None:
-        """Give the response parser the next request to answer, or park what follows."""
+    def _next_response_cycle(self, parser: Framer) -> None:
+        """Tell the response framer the next request to answer, or park what follows."""
         direction = self.responses
-        if parser.our_state is not h11.DONE or parser.their_state is not h11.DONE:
+        if not parser.next_cycle():
             direction.resync()  # the server closes after this response
             return
-        parser.start_next_cycle()
         if self.pending:
-            self._send_synthetic_request(parser, self.pending[0])
+            parser.expect(self.pending[0].head.method)
         else:  # nothing to answer yet: keep what follows until a request arrives
-            self.waiting = parser.trailing_data[0]
+            self.waiting = parser.take_unread()
             self.waiting_mark = direction.start
             direction.parser = None
 
@@ -496,12 +475,12 @@ class HttpConnection:
         direction.partial = None
         if partial is None:
             return
-        event: h11.Response = partial.head
+        event: ResponseStart = partial.head
         headers = partial.headers
         response = Response(
-            event.status_code,
-            event.reason.decode("latin-1"),
-            event.http_version.decode("latin-1"),
+            event.status,
+            event.reason,
+            event.version,
             headers,
             partial.body.body(header(headers, "content-encoding") or ""),
             partial.ts,

@@ -31,6 +31,8 @@ FRAGMENTS = [
     b"0\r\n\r\n",
     b"HEAD /x HTTP/1.1\r\n",
     b"HTTP/1.1 100 Continue\r\n\r\n",
+    b"CONNECT h:443 HTTP/1.1\r\nHost: h\r\n\r\n",
+    b"Upgrade: websocket\r\n",
 ]
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -101,6 +103,23 @@ def test_absurd_header_is_skipped_not_kept():
     pipeline = run([Frame(i * 0.001, 1, f, len(f)) for i, f in enumerate(frames)])
     assert pipeline.stats.http_errors + pipeline.stats.non_http_streams >= 1
     assert pipeline.stats.calls == 0
+
+
+def test_connect_tunnel_is_one_call_then_skipped():
+    """Once a CONNECT is answered the connection carries a tunnel: not HTTP, and no crash."""
+    request = b"CONNECT keystone:443 HTTP/1.1\r\nHost: keystone:443\r\n\r\n"
+    response = b"HTTP/1.1 200 Connection established\r\n\r\n"
+    tls = b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03"
+    frames = [
+        tcp_frame(40000, 3128, 0, 0, SYN),
+        tcp_frame(3128, 40000, 0, 1, SYN | ACK),
+        tcp_frame(40000, 3128, 1, 1, ACK, request),
+        tcp_frame(3128, 40000, 1, 1 + len(request), ACK, response),
+        tcp_frame(40000, 3128, 1 + len(request), 1 + len(response), ACK, tls),
+        tcp_frame(3128, 40000, 1 + len(response), 1 + len(request) + len(tls), ACK, tls),
+    ]
+    pipeline = run([Frame(i * 0.001, 1, f, len(f)) for i, f in enumerate(frames)])
+    assert (pipeline.stats.requests, pipeline.stats.calls) == (1, 1)
 
 
 def test_a_2_gib_body_announced_and_never_sent():
