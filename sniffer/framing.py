@@ -155,16 +155,17 @@ def plain_response(head: bytes) -> tuple[ResponseStart, int] | None:
 class Framer:
     """Frames the messages of one direction: requests (the client's bytes) or responses."""
 
-    __slots__ = ("requests", "max_head", "fast", "h11", "data", "pos", "remaining", "closed")
-    __slots__ += ("done", "method")
+    __slots__ = ("requests", "max_head", "fast", "h11", "data", "pos", "searched", "remaining")
+    __slots__ += ("closed", "done", "method")
 
     def __init__(self, requests: bool, max_head: int) -> None:
         self.requests = requests
         self.max_head = max_head
         self.fast = FAST
         self.h11: h11.Connection | None = None  # framing the current message, when not plain
-        self.data = b""  # received bytes, unread from pos on
+        self.data: bytes | bytearray = b""  # received bytes, unread from pos on
         self.pos = 0
+        self.searched = 0  # where the search for the end of a head cut across segments resumes
         self.remaining = -1  # body bytes still to come; -1: between messages
         self.closed = False
         self.done = False  # a message ended: next_cycle() before the next
@@ -186,9 +187,13 @@ class Framer:
         elif not data:
             self.closed = True
         elif self.pos == len(self.data):
-            self.data, self.pos = data, 0
-        else:
-            self.data, self.pos = self.data[self.pos :] + data, 0
+            self.data, self.pos, self.searched = data, 0, 0
+        else:  # a head cut across segments: gather it in place (linear however small the pieces)
+            if type(self.data) is not bytearray:
+                self.data = bytearray(self.data[self.pos :])
+                self.searched = max(0, self.searched - self.pos)
+                self.pos = 0
+            self.data += data
 
     @property
     def unread(self) -> int:
@@ -200,7 +205,7 @@ class Framer:
         """The bytes received and not read (after the end of a message), given up."""
         if self.h11 is not None:
             return self.h11.trailing_data[0]
-        data = self.data[self.pos :]
+        data = bytes(self.data[self.pos :])
         self.data, self.pos = b"", 0
         return data
 
@@ -251,11 +256,15 @@ class Framer:
             return CLOSED if self.requests else self._to_h11()
         if not self.fast or data[pos] < 0x21 or (not self.requests and self.method is None):
             return self._to_h11()  # h11 refuses such a start at once
-        found = HEAD_END.search(data, pos)
+        found = HEAD_END.search(data, max(pos, self.searched))
         if found is None:
             if self.closed or len(data) - pos > self.max_head:
                 return self._to_h11()  # h11 reports the cut or oversized head
+            self.searched = len(data) - 2  # a blank line may straddle the next piece
             return NEED_DATA
+        self.searched = 0
+        if type(data) is bytearray:  # a gathered head: bodies are handed on as bytes
+            self.data = data = bytes(data)
         head = data[pos : found.end()]
         if self.requests:
             plain = plain_request(head)

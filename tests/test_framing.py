@@ -232,3 +232,14 @@ def test_damaged_captures_give_the_same_outputs(sniff, monkeypatch, tmp_path, ar
     fast = sniff(damaged).outputs()
     monkeypatch.setattr(framing, "FAST", False)
     assert sniff(damaged).outputs() == fast
+
+
+def test_head_in_byte_sized_pieces() -> None:
+    """A long head cut into single bytes is gathered in place and searched once (h11 does the
+    same): the fast way stays linear in the head's size, and gives h11's events."""
+    head = b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n" + b"X-Pad: aaaa\r\n" * 8000
+    stream = head + b"\r\nabc" + PLAIN[0]
+    events = _same([stream[n : n + 1] for n in range(len(stream))], True)
+    assert [type(event).__name__ for event in events[:3]] == ["RequestStart", "Data", "End"]
+    assert events[1].data == b"abc"
+    assert len(events[0].headers) == 8002
