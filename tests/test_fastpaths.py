@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sniffer.atomic import AtomicFile
-from sniffer.content import encoded
+from sniffer.content import display, encoded, parse, pretty
+from sniffer.flow import Body
 from sniffer.render.jsonl import timestamp
 
 
@@ -60,3 +61,29 @@ def test_append_without_copy_file_range(tmp_path, monkeypatch) -> None:
         tail.abort()
         results.append((tmp_path / f"head{kernel}").read_text(encoding="utf-8"))
     assert results[0] == results[1] == "head ünï\n" + "tail " * 100_000 + "é\nend\n"
+
+
+def _display_from_text(data: bytes) -> tuple[str, str]:
+    """The plain way: decode, then parse the text (display() parses the bytes first)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "text", f"<{len(data)} bytes of binary data>"
+    try:
+        return "json", pretty(parse(text))
+    except ValueError:
+        return "text", text.rstrip("\n")
+
+
+body_bytes = (
+    json_values.map(lambda value: json.dumps(value, ensure_ascii=False).encode("utf-8"))
+    | json_values.map(lambda value: json.dumps(value, indent=1).encode())
+    | st.sampled_from([b"NaN", b"[1e400]", b"[123456789012345678901234567890]", b"\xef\xbb\xbf{}"])
+    | st.text().map(lambda text: text.encode("utf-8", "surrogatepass"))
+    | st.binary()
+)
+
+
+@given(body_bytes)
+def test_display_parses_bytes_as_text_would(data: bytes) -> None:
+    assert display(Body(data, len(data) or 1)) == _display_from_text(data)
