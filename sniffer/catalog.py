@@ -53,13 +53,13 @@ class Catalog:
             token = parse(data.decode("utf-8")).get("token", {})
         except (ValueError, AttributeError, UnicodeDecodeError):
             return False
-        for service in token.get("catalog") or []:
-            name = TYPES.get(service.get("type", ""), service.get("name"))
-            for endpoint in service.get("endpoints") or []:
-                url = urlsplit(endpoint.get("url", ""))
-                if url.hostname and name:
-                    port = url.port or DEFAULT_PORTS.get(url.scheme, 80)
-                    self.endpoints[(url.hostname, port, url.path.rstrip("/"))] = name
+        for name, url in _endpoints(token):
+            try:
+                port = url.port or DEFAULT_PORTS.get(url.scheme, 80)
+            except ValueError:  # not a port number: not an endpoint we can match
+                continue
+            if url.hostname:
+                self.endpoints[(url.hostname, port, url.path.rstrip("/"))] = name
         return True
 
     def name(self, host: str | None, port: int, path: str) -> str | None:
@@ -73,3 +73,23 @@ class Catalog:
             if e_host == host and e_port == port and under and len(prefix) > length:
                 best, length = name, len(prefix)
         return best
+
+
+def _endpoints(token: object):
+    """(service name, split URL) of each endpoint of a catalog; whatever is not shaped as one
+    (the body is the peer's, it may be anything) is passed over."""
+    catalog = token.get("catalog") if isinstance(token, dict) else None
+    for service in catalog if isinstance(catalog, list) else ():
+        if not isinstance(service, dict):
+            continue
+        kind, own = service.get("type"), service.get("name")
+        name = TYPES.get(kind) if isinstance(kind, str) else None
+        name = name or (own if isinstance(own, str) else None)
+        endpoints = service.get("endpoints")
+        for endpoint in endpoints if isinstance(endpoints, list) and name else ():
+            url = endpoint.get("url") if isinstance(endpoint, dict) else None
+            if isinstance(url, str):
+                try:
+                    yield name, urlsplit(url)
+                except ValueError:  # an invalid IPv6 literal, say
+                    continue

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import PCAPS
 
+from sniffer.catalog import Catalog
 from sniffer.flow import Body
 from sniffer.services import ServiceMap
 
@@ -64,3 +66,22 @@ def test_the_catalog_comes_before_the_layout():
     assert services.callee(server, "/image/x", "nova-api", "10.0.0.5") == "nova-api"
     services.addresses[server] = "mine"
     assert services.callee(server, "/image/x", "nova-api", "10.0.0.5") == "mine"
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        {"catalog": "not a list"},
+        {"catalog": [1, "x", None, {"type": ["a"], "endpoints": [{"url": 5}, "u"]}]},
+        {"catalog": [{"type": "image", "endpoints": {"url": "http://h/"}}]},
+        {"catalog": [{"type": "image", "endpoints": [{"url": "http://h:80F0/x"}]}]},
+        {"catalog": [{"type": "image", "endpoints": [{"url": "http://[::1/x"}]}]},
+        {"catalog": [{"name": 7, "endpoints": [{"url": "http://h/"}]}]},
+    ],
+)
+def test_a_catalog_of_the_wrong_shape_names_nothing(token) -> None:
+    """The body is the peer's: whatever is not shaped as a catalog is passed over, no error."""
+    catalog = Catalog()
+    data = json.dumps({"token": token}).encode()
+    catalog.learn(Body(data, len(data)))
+    assert catalog.endpoints == {}
