@@ -4,7 +4,7 @@ Theory of operation. Each direction has its own Framer (framing.py: plain messag
 the rest by h11): one reads the client's bytes (requests), the other the server's (responses).
 When a request is complete, its framer moves on to the next (pipelined) request at once; before
 the response framer reads a response, it is told the method of the oldest unanswered request
-(answers to HEAD, and 1xx/204/304, frame differently). Response bytes that arrive before any
+(an answer to HEAD has no body, whatever its headers say). Response bytes that arrive before any
 request is known wait in a buffer.
 
 A response is paired with the oldest unanswered request, unless its Requestshook id names another
