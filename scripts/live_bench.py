@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Load on loopback while `osflow-sniff -i lo` captures it: what it keeps up with (root).
 
-    python3 scripts/live_bench.py --rates 500 1000 2000 --seconds 10 --clients 4
+    python3 scripts/live_bench.py --rates 500 1000 2000 --seconds 10 --clients 4 --jobs 2
 
 For each rate, a server on 127.0.0.1:18774 answers every request with a 4 KiB JSON body, and
 `--clients` processes, each on one keep-alive connection, send paced requests carrying the
@@ -82,7 +82,7 @@ def client(number: int, rate: float, seconds: float, sent) -> None:
         sent.value += count
 
 
-def run(rate: float, seconds: float, clients: int) -> dict:
+def run(rate: float, seconds: float, clients: int, jobs: int) -> dict:
     context = multiprocessing.get_context("fork")
     ready = context.Event()
     server = context.Process(target=bench.serve, args=(ready, respond), daemon=True)
@@ -90,7 +90,7 @@ def run(rate: float, seconds: float, clients: int) -> dict:
     ready.wait(10)
     out = tempfile.mkdtemp(prefix="osflow-bench-")
     sniffer = subprocess.Popen(
-        ["osflow-sniff", "-i", "lo", "-q", "-o", out, f"port {PORT}"],
+        ["osflow-sniff", "-i", "lo", "-q", "-o", out, "-j", str(jobs), f"port {PORT}"],
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -126,14 +126,24 @@ def run(rate: float, seconds: float, clients: int) -> dict:
     }
 
 
+def cpu_ticks(pid: int) -> int:
+    """CPU time of a process and its children (with -j 2, the output worker)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        with open(f"/proc/{pid}/task/{pid}/children") as children:
+            kids = [int(child) for child in children.read().split()]
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12]) + sum(cpu_ticks(kid) for kid in kids)
+
+
 def wait_for_drain(sniffer: subprocess.Popen, since: float) -> float:
     """Wait until the sniffer's CPU time stops growing (its backlog is processed)."""
-    last, idle = -1.0, 0
+    last, idle = -1, 0
     while idle < 3:
         time.sleep(0.5)
-        with open(f"/proc/{sniffer.pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        cpu = int(fields[11]) + int(fields[12])
+        cpu = cpu_ticks(sniffer.pid)
         idle = idle + 1 if cpu == last else 0
         last = cpu
     return time.monotonic() - since - 1.5
@@ -144,12 +154,13 @@ def main() -> None:
     parser.add_argument("--rates", type=float, nargs="+", default=[500, 1000, 2000])
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--jobs", type=int, default=2, help="osflow-sniff -j")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("live_bench: needs root (live capture)")
     print(f"{'rate/s':>8} {'sent':>8} {'captured':>9} {'complete':>9} {'drops':>7} {'drain s':>8}")
     for rate in args.rates:
-        result = run(rate, args.seconds, args.clients)
+        result = run(rate, args.seconds, args.clients, args.jobs)
         print(
             f"{result['rate']:>8.0f} {result['sent']:>8} {result['captured']:>9} "
             f"{result['complete']:>9} {result['drops']:>7} {result['drain_s']:>8}",

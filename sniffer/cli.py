@@ -259,8 +259,8 @@ def explain(stats: Stats) -> str | None:
     "--jobs",
     type=click.IntRange(1, 2),
     metavar="N",
-    help="-r: 2 writes the outputs in a second process, on a second core; 1 does all in one "
-    "[default: 2 for captures of 16 MB or more, where two CPUs are available]",
+    help="2 writes the outputs in a second process, on a second core; 1 does all in one "
+    "[default: 2 where two CPUs are available, live or for captures of 16 MB or more]",
 )
 @click.argument("expression", nargs=-1)
 @click.version_option(__version__, "-V", "--version")
@@ -333,18 +333,20 @@ def main(
             Stop(count, duration),
             outputs,
             options,
+            jobs or default_jobs(()),
         )
     sys.exit(code)
 
 
 def default_jobs(files: tuple[str, ...]) -> int:
-    """Two processes where a second CPU is free to use and the captures are large enough to
-    repay starting one (about 0.1 s)."""
+    """Two processes where a second CPU is free to use and the work repays starting one (about
+    0.1 s): live, where the capture loop must keep up with the traffic, or captures this large."""
     size = 0
     for path in files:
         with contextlib.suppress(OSError):  # an unreadable file is reported when opened
             size += os.path.getsize(path)
-    return 2 if size >= AUTO_JOBS_BYTES and len(os.sched_getaffinity(0)) >= 2 else 1
+    large = not files or size >= AUTO_JOBS_BYTES
+    return 2 if large and len(os.sched_getaffinity(0)) >= 2 else 1
 
 
 def selection(
@@ -507,12 +509,15 @@ def run_live(
     stop: Stop,
     outputs: Outputs,
     options: Options,
+    jobs: int = 1,
 ) -> int:
+    sinks = outputs.open(jobs)  # first: a forked output worker must not hold the capture socket
     try:
         live = LiveCapture(interface, expression, buffer)
     except CaptureUnavailable as error:
+        for sink in sinks:
+            sink.abort()
         raise click.ClickException(str(error)) from None
-    sinks = outputs.files()
     status = sys.stderr if sys.stderr.isatty() else None
     view = None if outputs.quiet else LiveView(sys.stdout, status, options.selection)
     options.slack, options.owners = LIVE_SLACK, SocketOwners()

@@ -38,10 +38,11 @@ def stop(sniffer: subprocess.Popen, sig: int = signal.SIGINT) -> tuple[str, str]
     return out, err
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"], ids=["j1", "j2"])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_live_capture_of_the_seed_lab(tmp_path: Path, sig: int):
+def test_live_capture_of_the_seed_lab(tmp_path: Path, sig: int, jobs: str):
     out_dir, saved = tmp_path / "live", tmp_path / "live.pcap"
-    sniffer = start_sniffer("-o", str(out_dir), "-w", str(saved))
+    sniffer = start_sniffer("-o", str(out_dir), "-w", str(saved), "-j", jobs)
     truth = lab.run(str(SEED), str(tmp_path / "lab.pcap"))
     out, err = stop(sniffer, sig)
     assert sniffer.returncode == 0, err
@@ -84,9 +85,11 @@ def test_duration_stops_by_itself(tmp_path: Path):
     assert "note: no packets in the input" in result.stderr
 
 
-def test_without_capability_a_one_line_error():
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_without_capability_a_one_line_error(tmp_path: Path, jobs: str):
     result = subprocess.run(
-        ["setpriv", "--bounding-set=-net_raw", "--inh-caps=-net_raw", "osflow-sniff", "-i", "lo"],
+        ["setpriv", "--bounding-set=-net_raw", "--inh-caps=-net_raw"]
+        + ["osflow-sniff", "-i", "lo", "-o", str(tmp_path / "flow"), "-j", jobs],
         capture_output=True,
         text=True,
         timeout=60,
@@ -95,6 +98,7 @@ def test_without_capability_a_one_line_error():
     assert result.stderr == (
         "Error: live capture needs root or the CAP_NET_RAW capability (try sudo)\n"
     )
+    assert list((tmp_path / "flow").iterdir()) == []  # the outputs opened first are gone
 
 
 def test_bad_interface_and_filter_are_one_line_errors():
