@@ -49,10 +49,15 @@ SECRET_KEYS = frozenset(
 TOKEN_KEYS = {"token": "id", "access_token": None}
 MASK = "<redacted>"
 # every secret key contains one of these: a body with none of them holds no secret we know
-MARKS = ("pass", "secret", "token", "totp")
+MARKS = (b"pass", b"secret", b"token", b"totp")
+# keys are matched in any ASCII case (the keys services read are ASCII)
+_LOWER = bytes(range(256)).lower()
+_NOT_LETTERS = bytes(c for c in range(256) if not (chr(c).isascii() and chr(c).isalpha()))
 _KEYS = "|".join(SECRET_KEYS)
 M = TypeVar("M", Request, Response)
-TEXT_SECRET = re.compile(rf'(?i)("(?:{_KEYS})"\s*:\s*)"(?:[^"\\]|\\.)*"|((?:{_KEYS})=)[^&\s]*')
+TEXT_SECRET = re.compile(
+    rf'(?i)("(?:{_KEYS})"\s*:\s*)"(?:[^"\\]|\\.)*"|((?:{_KEYS})=)[^&\s]*', re.ASCII
+)
 
 
 def fingerprint(value: str) -> str:
@@ -79,7 +84,7 @@ def _walk(node: object) -> object:
     if isinstance(node, dict):
         out = {}
         for key, value in node.items():
-            lowered = key.lower()
+            lowered = key.lower() if key.isascii() else ""
             if lowered in SECRET_KEYS and not isinstance(value, dict | list):
                 out[key] = MASK
             elif lowered in TOKEN_KEYS and isinstance(value, str):
@@ -102,24 +107,38 @@ def _mask_match(match: re.Match[str]) -> str:
     return match.group(2) + MASK
 
 
+def may_hold_secret(data: bytes) -> bool:
+    """Whether a body mentions a secret key at all: most do not, and this is cheaper than
+    parsing them. Only the letters are searched, lowercased: no mark holds anything else, and
+    CPython's substring search slows down several times over the digits and punctuation of
+    JSON (they collide with the marks' letters in its filter). Letters joined across what was
+    dropped may match where there is no key: then the walk finds nothing to mask."""
+    letters = data.translate(_LOWER, _NOT_LETTERS)
+    return any(mark in letters for mark in MARKS)
+
+
 def body(original: Body) -> Body:
     """The body with its secrets masked, content-decoded (the outputs show it decoded, and this
-    way it is inflated once)."""
+    way it is inflated once); as sent where there is nothing to mask."""
     if not original.size:
         return original
     data = decoded(original)
     plain = original if data is original.data else Body(data, original.size, "", original.omitted)
+    if not may_hold_secret(data):
+        return plain  # no key that could hold a secret: nothing to walk or match
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return plain  # binary: nothing readable to leak in a text document
-    lowered = text.lower()
-    if not any(mark in lowered for mark in MARKS):
-        return plain  # no key that could hold a secret: nothing to walk or match
     try:
-        masked = encoded(_walk(parse(text)))
+        value = parse(text)
     except ValueError:  # not JSON (a form, or JSON cut by the body bound): mask by pattern
         masked = TEXT_SECRET.sub(_mask_match, text).encode("utf-8")
+    else:
+        walked = _walk(value)
+        if walked == value:
+            return plain
+        masked = encoded(walked)
     if masked == data:
         return plain
     return Body(masked, original.size, "", original.omitted)

@@ -6,9 +6,11 @@ import json
 import os
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sniffer import redact
 from sniffer.atomic import AtomicFile
 from sniffer.content import display, encoded, parse, pretty
 from sniffer.flow import Body
@@ -87,3 +89,40 @@ body_bytes = (
 @given(body_bytes)
 def test_display_parses_bytes_as_text_would(data: bytes) -> None:
     assert display(Body(data, len(data) or 1)) == _display_from_text(data)
+
+
+def _any_case(word: str) -> st.SearchStrategy[str]:
+    return st.lists(st.booleans(), min_size=len(word), max_size=len(word)).map(
+        lambda upper: "".join(c.upper() if u else c for c, u in zip(word, upper, strict=True))
+    )
+
+
+secret_words = st.sampled_from(sorted(redact.SECRET_KEYS | {"token", "access_token", "id"}))
+keys = secret_words.flatmap(_any_case) | st.text(max_size=12) | st.sampled_from(["to\u212aen"])
+json_with_keys = st.recursive(
+    st.none() | st.integers() | st.text(max_size=20) | secret_words,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=5),
+    max_leaves=20,
+)
+masked_bodies = (
+    json_with_keys.map(lambda value: json.dumps(value).encode())
+    | json_with_keys.map(lambda value: json.dumps(value, ensure_ascii=False, indent=2).encode())
+    | st.tuples(keys, st.text(max_size=10)).map(lambda kv: f"{kv[0]}={kv[1]}&a=b".encode())
+    | st.binary(max_size=60)
+)
+
+
+@given(masked_bodies)
+def test_secret_precheck_is_only_a_shortcut(data: bytes) -> None:
+    """Masking with the pre-check gives what walking every body gives."""
+    body = Body(data, len(data) or 1)
+    quick = redact.body(body)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(redact, "may_hold_secret", lambda data: True)
+        assert redact.body(body) == quick
+
+
+def test_secret_precheck_sees_keys_in_any_ascii_case() -> None:
+    for key in ("PASSWORD", "adminPass", "Token", "X-Secret"):
+        assert redact.may_hold_secret(b'{"' + key.encode() + b'": 1}')
+    assert not redact.may_hold_secret(b'{"id": "0000a3f5", "name": "vm-1"}')
