@@ -124,12 +124,12 @@ def body(original: Body) -> Body:
         return original
     data = decoded(original)
     plain = original if data is original.data else Body(data, original.size, "", original.omitted)
-    if not may_hold_secret(data):
-        return plain  # no key that could hold a secret: nothing to walk or match
-    try:
+    try:  # first: on binary data (image transfers) this fails within a few bytes
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return plain  # binary: nothing readable to leak in a text document
+    if not may_hold_secret(data):
+        return plain  # no key that could hold a secret: nothing to walk or match
     try:
         value = parse(text)
     except ValueError:  # not JSON (a form, or JSON cut by the body bound): mask by pattern
