@@ -71,9 +71,14 @@ class LiveCapture:
         self._read_statistics()  # discard what arrived before the filter took effect
         self.sock.settimeout(poll)
         self.stopped = self.closed = False
+        self.drain_until: float | None = None
         self.packets = self.drops = 0
 
-    def stop(self) -> None:
+    def stop(self, drain: bool = False) -> None:
+        """Stop reading; with `drain`, first read what the kernel had queued by now (packets it
+        captured before the user asked to stop are theirs: a backlog is not dropped)."""
+        if drain and not self.stopped:
+            self.drain_until = time.time()
         self.stopped = True
 
     def _read_statistics(self) -> tuple[int, int]:
@@ -100,13 +105,34 @@ class LiveCapture:
                     continue
                 except InterruptedError:
                     continue
-                if address[2] == PACKET_OUTGOING and address[3] == ARPHRD_LOOPBACK:
-                    continue  # the incoming copy of the same packet follows
-                yield Frame(_timestamp(ancillary), LINK_RAW, data, len(data))
+                if not _outgoing_copy(address):
+                    yield Frame(_timestamp(ancillary), LINK_RAW, data, len(data))
+            if self.drain_until is not None:
+                yield from self._queued(self.drain_until)
         finally:
             self.statistics()
             self.closed = self.stopped = True
             self.sock.close()
+
+    def _queued(self, until: float) -> Iterator[Frame]:
+        """The frames waiting in the socket that the kernel took before `until`."""
+        self.sock.setblocking(False)
+        space = socket.CMSG_SPACE(16)
+        while True:
+            try:
+                data, ancillary, _, address = self.sock.recvmsg(SNAPLEN, space)
+            except BlockingIOError:
+                return
+            ts = _timestamp(ancillary)
+            if ts > until:
+                return
+            if not _outgoing_copy(address):
+                yield Frame(ts, LINK_RAW, data, len(data))
+
+
+def _outgoing_copy(address: tuple) -> bool:
+    """On loopback every packet is seen twice: the incoming copy of this one follows."""
+    return address[2] == PACKET_OUTGOING and address[3] == ARPHRD_LOOPBACK
 
 
 def _timestamp(ancillary: list[tuple[int, int, bytes]]) -> float:

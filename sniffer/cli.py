@@ -533,7 +533,7 @@ def run_live(
 
     def request_stop(signum: int, frame: object) -> None:
         stop.requested = True
-        live.stop()
+        live.stop(drain=True)
 
     started = time.monotonic()
     with writing(pipeline, writer):

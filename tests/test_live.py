@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -139,3 +140,27 @@ def test_names_from_processes_without_the_hook(tmp_path: Path):
     diagram = (tmp_path / "offline" / "diagram.md").read_text()
     assert offline.returncode == 0 and "python-requests->>keystone" in diagram
     assert "127.0.0.1:60999" in diagram
+
+
+def test_packets_queued_when_stopped_are_read_not_dropped():
+    """Ctrl-C with a backlog: what the kernel captured before the stop is still processed."""
+    from sniffer.afpacket import LiveCapture
+
+    live = LiveCapture("lo", "tcp and port 18999")
+    with socket.create_server(("127.0.0.1", 18999)) as server:
+        client = socket.create_connection(("127.0.0.1", 18999))
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peer, _ = server.accept()
+        for n in range(20):
+            client.sendall(b"queued %02d" % n)
+        time.sleep(0.2)  # all in the capture socket, none read yet
+        live.stop(drain=True)
+        client.sendall(b"after stop")  # not wanted: it came after the stop
+        time.sleep(0.05)
+        frames = [frame for frame in live.frames() if frame is not None]
+        client.close()
+        peer.close()
+    captured = b"".join(frame.data for frame in frames)
+    assert all(b"queued %02d" % n in captured for n in range(20))
+    assert b"after stop" not in captured
+    assert live.closed
