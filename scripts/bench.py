@@ -194,16 +194,25 @@ def make_capture(path: str, plans: list[list[tuple[str, int]]]) -> None:
         server.terminate()
 
 
-def _tree_rss(pid: int) -> int:
-    """KiB resident in a process and its children (osflow-sniff -j2 is two processes)."""
-    total = 0
+def process_tree(pid: int) -> list[int]:
+    """A process and its descendants (osflow-sniff -j2 is two processes)."""
     try:
-        with open(f"/proc/{pid}/status") as status:
-            total = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
         with open(f"/proc/{pid}/task/{pid}/children") as children:
-            total += sum(_tree_rss(int(child)) for child in children.read().split())
-    except (OSError, StopIteration):
-        pass  # ended between two reads
+            kids = [int(child) for child in children.read().split()]
+    except OSError:
+        return []  # ended meanwhile
+    return [pid, *(each for kid in kids for each in process_tree(kid))]
+
+
+def _tree_rss(pid: int) -> int:
+    """KiB resident in a process and its children."""
+    total = 0
+    for each in process_tree(pid):
+        try:
+            with open(f"/proc/{each}/status") as status:
+                total += next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+        except (OSError, StopIteration):
+            pass  # ended between two reads
     return total
 
 

@@ -128,14 +128,15 @@ def run(rate: float, seconds: float, clients: int, jobs: int) -> dict:
 
 def cpu_ticks(pid: int) -> int:
     """CPU time of a process and its children (with -j 2, the output worker)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        with open(f"/proc/{pid}/task/{pid}/children") as children:
-            kids = [int(child) for child in children.read().split()]
-    except OSError:
-        return 0
-    return int(fields[11]) + int(fields[12]) + sum(cpu_ticks(kid) for kid in kids)
+    total = 0
+    for each in bench.process_tree(pid):
+        try:
+            with open(f"/proc/{each}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended between two reads
+        total += int(fields[11]) + int(fields[12])
+    return total
 
 
 def wait_for_drain(sniffer: subprocess.Popen, since: float) -> float:
