@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from datetime import UTC, datetime
 
 import pytest
+from conftest import PCAPS
 from hypothesis import given
 from hypothesis import strategies as st
 
 from sniffer import redact
 from sniffer.atomic import AtomicFile
 from sniffer.content import display, encoded, parse, pretty
-from sniffer.flow import Body
+from sniffer.flow import Body, Call
+from sniffer.pcapfile import CaptureReader
+from sniffer.pipeline import Options, Pipeline
 from sniffer.render.jsonl import timestamp
+from sniffer.render.sink import Sink
 
 
 @given(st.floats(min_value=-2e9, max_value=4e9, allow_nan=False))
@@ -126,3 +131,23 @@ def test_secret_precheck_sees_keys_in_any_ascii_case() -> None:
     for key in ("PASSWORD", "adminPass", "Token", "X-Secret"):
         assert redact.may_hold_secret(b'{"' + key.encode() + b'": 1}')
     assert not redact.may_hold_secret(b'{"id": "0000a3f5", "name": "vm-1"}')
+
+
+@pytest.mark.parametrize("capture", ["server-create.pcap", "protocol.pcap", "image-upload.pcap"])
+def test_flow_records_pickle_to_equal_records(capture: str) -> None:
+    """The records pickle as their constructors' arguments (for the output process): every
+    call of a capture comes back equal, field for field, and of the same classes."""
+    calls: list[Call] = []
+    collect = Sink()
+    collect.call = calls.append  # type: ignore[method-assign]
+    pipeline = Pipeline([collect], Options(show_secrets=True))
+    with open(PCAPS / capture, "rb") as stream:
+        pipeline.run(CaptureReader(capture, stream))
+    pipeline.finish()
+    assert calls
+    for call in calls:
+        hops = pickle.loads(pickle.dumps(call.hops, pickle.HIGHEST_PROTOCOL))
+        assert hops == call.hops
+        assert [type(hop.request.body) for hop in hops] == [Body] * len(hops)
+        assert pickle.loads(pickle.dumps(call.operation)) == call.operation
+    assert Body.__reduce__(Body(b"x", 1, "gzip", 5)) == (Body, (b"x", 1, "gzip", 5))
