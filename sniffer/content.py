@@ -34,7 +34,7 @@ def display(body: Body) -> tuple[str, str]:
     note = f"\n... ({body.omitted} more bytes not kept)" if body.truncated else ""
     try:  # the usual body, UTF-8 JSON, parsed from its bytes: no text copy to make
         return "json", pretty(orjson.loads(data)) + note
-    except orjson.JSONDecodeError:
+    except ValueError:
         pass
     try:
         text = data.decode("utf-8")
@@ -42,7 +42,7 @@ def display(body: Body) -> tuple[str, str]:
         return "text", f"<{body.size} bytes of binary data>"
     try:
         return "json", pretty(json.loads(text)) + note  # what orjson refuses: NaN, huge integers
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to show indented
         return "text", text.rstrip("\n") + note
 
 
@@ -59,8 +59,13 @@ def pretty(value: object) -> str:
     documents' largest cost, so orjson writes it where it can."""
     try:
         return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
-    except (TypeError, orjson.JSONEncodeError):
-        return json.dumps(value, indent=2, ensure_ascii=False)
+    except (TypeError, orjson.JSONEncodeError):  # orjson stops at 254 levels, and at lone
+        # surrogates, which JSON escapes can hold: UTF-8 cannot, so they stay escapes
+        try:
+            text = json.dumps(value, indent=2, ensure_ascii=False)
+        except RecursionError:
+            raise ValueError("nested too deep to indent") from None
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def encoded(value: object) -> bytes:

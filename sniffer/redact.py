@@ -132,13 +132,14 @@ def body(original: Body) -> Body:
         return plain  # no key that could hold a secret: nothing to walk or match
     try:
         value = parse(text)
-    except ValueError:  # not JSON (a form, or JSON cut by the body bound): mask by pattern
-        masked = TEXT_SECRET.sub(_mask_match, text).encode("utf-8")
-    else:
         walked = _walk(value)
         if walked == value:
             return plain
         masked = encoded(walked)
+    except (ValueError, RecursionError):
+        # not JSON (a form, JSON cut by the body bound), or nested deeper than Python's
+        # recursion goes: mask by pattern
+        masked = TEXT_SECRET.sub(_mask_match, text).encode("utf-8")
     if masked == data:
         return plain
     return Body(masked, original.size, "", original.omitted)

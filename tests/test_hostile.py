@@ -7,6 +7,7 @@ import io
 import struct
 
 import mutate
+import pytest
 from conftest import PCAPS, tcp_frame
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -179,3 +180,42 @@ def test_regression_captures_run_clean(sniff):
     """Every input the fuzzer ever crashed on (pcaps/regressions/) now runs through."""
     for capture in sorted((PCAPS / "regressions").glob("*.pcap")):
         assert sniff(capture).exit_code in (0, 3), capture.name
+
+
+HOSTILE_JSON = [
+    b'{"a": "\\ud800 lone"}',  # an escaped lone surrogate: JSON, but no UTF-8 once unescaped
+    b'{"password": "p", "x": ' + b"[" * 2000 + b"]" * 2000 + b"}",  # past both parsers' depth
+    b'{"k": ' + b"[" * 600 + b"]" * 600 + b"}",  # past orjson's writer and Python's recursion
+    b'{"k": ' + b"[" * 300 + b"]" * 300 + b"}",  # past orjson's writer only
+    b'{"password": "\\udc00"}',
+]
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_json_no_parser_follows_is_shown_and_masked(sniff, tmp_path, jobs):
+    """Bodies JSON allows but parsers refuse (lone surrogates, deep nesting) are written
+    indented or as sent, with their secrets masked: no crash, every output whole."""
+    packets = []
+    for n, body in enumerate(HOSTILE_JSON):
+        request = (
+            b"POST /v3/auth/tokens HTTP/1.1\r\nHost: keystone\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(body), body)
+        )
+        response = b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}"
+        port = 40000 + n
+        for frame in (
+            tcp_frame(port, 5000, 0, 0, SYN),
+            tcp_frame(5000, port, 0, 1, SYN | ACK),
+            tcp_frame(port, 5000, 1, 1, ACK, request),
+            tcp_frame(5000, port, 1, 1 + len(request), ACK, response),
+        ):
+            packets.append(mutate.Packet(len(packets) * 0.01, frame, len(frame)))
+    mutate.write(str(tmp_path / "hostile.pcap"), packets, 1)
+    run = sniff(tmp_path / "hostile.pcap", options=("-j", jobs))
+    assert run.exit_code == 0, run.stderr
+    assert len(run.calls()) == len(HOSTILE_JSON)
+    log = run.read("log.md")
+    assert '"a": "\\ud800 lone"' in log  # the escape as sent, in valid UTF-8
+    assert '"password": "p"' not in log and '"password": "\\udc00"' not in log
+    assert log.count('"password": "<redacted>"') == 2
+    assert "[" * 2000 in log and "  " * 300 + "[]" in log
