@@ -382,15 +382,23 @@ def parse_offsets(texts: tuple[str, ...], files: tuple[str, ...]) -> dict[str, f
 @contextlib.contextmanager
 def writing(pipeline: Pipeline, writer: PcapWriter | None = None) -> Iterator[None]:
     """An output that cannot be written ends the run with one line and no partial file; the
-    packets saved so far (-w) are kept."""
+    packets saved so far (-w) are kept. So does a bug, named as one (OSFLOW_DEBUG=1: with its
+    traceback)."""
     try:
         yield
-    except OutputError as error:
+    except Exception as error:
         pipeline.abort()
         if writer is not None:
             with contextlib.suppress(OutputError):
                 writer.close()
-        raise click.ClickException(str(error)) from None
+        if isinstance(error, OutputError):
+            raise click.ClickException(str(error)) from None
+        if os.environ.get("OSFLOW_DEBUG"):
+            raise
+        raise click.ClickException(
+            f"internal error: {type(error).__name__}: {error} (a bug: please report it, "
+            "with the capture if you can share it)"
+        ) from None
 
 
 def run_offline(

@@ -9,6 +9,8 @@ import mutate
 import pytest
 from conftest import PCAPS, command
 
+from sniffer.render import log
+
 SEED = PCAPS / "image-show.pcap"
 
 
@@ -117,3 +119,18 @@ def test_an_output_that_cannot_be_opened_leaves_no_other_behind(tmp_path, jobs):
         == f"Error: cannot write {tmp_path / 'no' / 'x.har'}: No such file or directory\n"
     )
     assert list(out.iterdir()) == []  # the documents opened before it are gone too
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_bug_is_one_line_and_leaves_no_partial_file(sniff, monkeypatch, jobs):
+    """A bug in an output (here: the log's formatting made to raise) ends the run with one
+    line naming it, exit 1, and no file, partial or temporary (the worker forks: it fails too)."""
+
+    def broken(message):
+        raise RuntimeError("formatting broke")
+
+    monkeypatch.setattr(log, "entry", broken)
+    run = sniff(PCAPS / "image-show.pcap", options=("-q", "-j", jobs))
+    assert run.exit_code == 1
+    assert run.stderr.count("\n") == 1 and "RuntimeError: formatting broke" in run.stderr
+    assert list(run.out.iterdir()) == []
