@@ -25,6 +25,8 @@ import mutate
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sniffer.pcapfile import Frame  # noqa: E402
 from sniffer.pipeline import Pipeline  # noqa: E402
+from sniffer.render.har import HarSink  # noqa: E402
+from sniffer.render.html import HtmlSink  # noqa: E402
 from sniffer.render.jsonl import JsonlSink  # noqa: E402
 from sniffer.render.log import LogSink  # noqa: E402
 from sniffer.render.markdown import DocumentSink  # noqa: E402
@@ -59,7 +61,13 @@ def damage(packets: list[mutate.Packet], rng: random.Random) -> list[mutate.Pack
 
 def exercise(packets: list[mutate.Packet]) -> None:
     with tempfile.TemporaryDirectory() as out:
-        sinks = [DocumentSink(out), LogSink(out + "/log.md"), JsonlSink(out + "/calls.jsonl")]
+        sinks = [
+            DocumentSink(out),
+            LogSink(out + "/log.md"),
+            JsonlSink(out + "/calls.jsonl"),
+            HarSink(out + "/flow.har"),
+            HtmlSink(out + "/report.html"),
+        ]
         pipeline = Pipeline(sinks)
         pipeline.run(Frame(p.ts, 1, p.data, len(p.data)) for p in packets)
         pipeline.finish()
