@@ -26,12 +26,13 @@ def decoded(body: Body, limit: int = MAX_DECODED) -> bytes:
     return body.data
 
 
-def display(body: Body) -> tuple[str, str]:
-    """(code block language, text) for a body: pretty JSON, text, or a note for binary data."""
+def display(body: Body) -> tuple[str, bytes]:
+    """(code block language, UTF-8 text) for a body: pretty JSON, text, or a note for binary
+    data. Bytes, as the documents are written: a body is never decoded only to be encoded."""
     if not body.size:
-        return "json", "none"
+        return "json", b"none"
     data = decoded(body)
-    note = f"\n... ({body.omitted} more bytes not kept)" if body.truncated else ""
+    note = f"\n... ({body.omitted} more bytes not kept)".encode() if body.truncated else b""
     try:  # the usual body, UTF-8 JSON, parsed from its bytes: no text copy to make
         return "json", pretty(orjson.loads(data)) + note
     except ValueError:
@@ -39,11 +40,11 @@ def display(body: Body) -> tuple[str, str]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        return "text", f"<{body.size} bytes of binary data>"
+        return "text", f"<{body.size} bytes of binary data>".encode()
     try:
         return "json", pretty(json.loads(text)) + note  # what orjson refuses: NaN, huge integers
     except (ValueError, RecursionError):  # not JSON, or nested too deep to show indented
-        return "text", text.rstrip("\n") + note
+        return "text", data.rstrip(b"\n") + note
 
 
 def parse(text: str) -> object:
@@ -54,18 +55,18 @@ def parse(text: str) -> object:
         return json.loads(text)
 
 
-def pretty(value: object) -> str:
+def pretty(value: object) -> bytes:
     """JSON with a 2-space indent, as json.dumps(indent=2, ensure_ascii=False) writes it: the
     documents' largest cost, so orjson writes it where it can."""
     try:
-        return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
+        return orjson.dumps(value, option=orjson.OPT_INDENT_2)
     except (TypeError, orjson.JSONEncodeError):  # orjson stops at 254 levels, and at lone
         # surrogates, which JSON escapes can hold: UTF-8 cannot, so they stay escapes
         try:
             text = json.dumps(value, indent=2, ensure_ascii=False)
         except RecursionError:
             raise ValueError("nested too deep to indent") from None
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+        return text.encode("utf-8", "backslashreplace")
 
 
 def encoded(value: object) -> bytes:

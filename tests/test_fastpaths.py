@@ -70,16 +70,16 @@ def test_append_without_copy_file_range(tmp_path, monkeypatch) -> None:
     assert results[0] == results[1] == "head ünï\n" + "tail " * 100_000 + "é\nend\n"
 
 
-def _display_from_text(data: bytes) -> tuple[str, str]:
+def _display_from_text(data: bytes) -> tuple[str, bytes]:
     """The plain way: decode, then parse the text (display() parses the bytes first)."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        return "text", f"<{len(data)} bytes of binary data>"
+        return "text", f"<{len(data)} bytes of binary data>".encode()
     try:
         return "json", pretty(parse(text))
     except ValueError:
-        return "text", text.rstrip("\n")
+        return "text", text.rstrip("\n").encode()
 
 
 body_bytes = (

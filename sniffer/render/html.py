@@ -24,7 +24,8 @@ MAX_TOTAL = 16 << 20  # characters of bodies and headers kept for the page in al
 
 def _message_record(message: FlowMessage) -> dict:
     headers, _ = parts(message)
-    language, text = body_block(message)
+    language, shown = body_block(message)
+    text = shown.decode("utf-8")
     if len(text) > MAX_BODY_TEXT:
         more = len(text) - MAX_BODY_TEXT
         text = text[:MAX_BODY_TEXT] + f"\n... ({more} more characters in body.md)"

@@ -7,7 +7,7 @@ from .sink import FileSink
 from .text import body_block, header_lines, parts, url
 
 
-def entry(message: FlowMessage) -> str:
+def entry(message: FlowMessage) -> bytes:
     call = message.call
     request = call.request
     if message.is_request:
@@ -19,12 +19,14 @@ def entry(message: FlowMessage) -> str:
             f"{response.status} {response.reason} {request.method} {url(call)}"
         )
     headers, body = parts(message)
-    lines = [first, *header_lines(headers), ""]
-    if body.size:
-        lines += [body_block(message)[1], ""]
-    return "\n".join(lines) + "\n"
+    head = "\n".join([first, *header_lines(headers), "", ""]).encode()
+    if not body.size:
+        return head
+    return b"".join((head, body_block(message)[1], b"\n\n"))
 
 
 class LogSink(FileSink):
+    binary = True
+
     def message(self, message: FlowMessage) -> None:
         self.out.write(entry(message))

@@ -15,10 +15,12 @@ from .sink import Sink
 from .text import body_block, header_lines, parts, title
 
 INDENT = "    "
+BODY_INDENT = b"\n" + INDENT.encode()
+BODY_END = BODY_INDENT + b"```\n\n"
 
 
-def section(message: FlowMessage, label: str, templates: bool = False) -> str:
-    """One message as in the seed document."""
+def section(message: FlowMessage, label: str, templates: bool = False) -> bytes:
+    """One message as in the seed document, in UTF-8."""
     call = message.call
     heading = title(message, templates)
     attr = heading.replace('"', "'")
@@ -38,12 +40,10 @@ def section(message: FlowMessage, label: str, templates: bool = False) -> str:
         "",
         '=== "Body"',
         f'{INDENT}``` {language} title="{attr}" linenums="1"',
-        INDENT + text.replace("\n", "\n" + INDENT),  # one call, not one per line of a body
-        f"{INDENT}```",
-        "",
-        "",
+        INDENT,
     ]
-    return "\n".join(lines)
+    # the body, often most of the section, is indented by one call and never copied as text
+    return b"".join(("\n".join(lines).encode(), text.replace(b"\n", BODY_INDENT), BODY_END))
 
 
 def diagram_line(message: FlowMessage, templates: bool = False) -> str:
@@ -69,22 +69,23 @@ class DocumentSink(Sink):
         self.files: list[AtomicFile] = []
         try:
             for name in ("body.md", "diagram.md", "index.md"):
-                self.files.append(AtomicFile(os.path.join(directory, name)))
+                self.files.append(AtomicFile(os.path.join(directory, name), binary=True))
         except OutputError:
             self.abort()
             raise
         self.body, self.diagram, self.index = self.files
         self.label = LABELS.get(lang, LABELS["en"])
-        self.index.write(f"# {title_text}\n\n```mermaid\nsequenceDiagram\n{INDENT}autonumber\n")
+        head = f"# {title_text}\n\n```mermaid\nsequenceDiagram\n{INDENT}autonumber\n"
+        self.index.write(head.encode())
 
     def message(self, message: FlowMessage) -> None:
-        line = diagram_line(message, self.templates) + "\n"
+        line = (diagram_line(message, self.templates) + "\n").encode()
         self.diagram.write(line)
-        self.index.write(INDENT + line)
+        self.index.write(INDENT.encode() + line)
         self.body.write(section(message, self.label, self.templates))
 
     def close(self, stats: Stats) -> None:
-        self.index.write("```\n")
+        self.index.write(b"```\n")
         self.index.append(self.body)
         for out in self.files:
             out.commit()

@@ -46,10 +46,10 @@ def header_lines(headers: Headers) -> list[str]:
     return [f"{name}: {value}" for name, value in headers]
 
 
-_last_block: tuple[Body | None, tuple[str, str]] = (None, ("", ""))
+_last_block: tuple[Body | None, tuple[str, bytes]] = (None, ("", b""))
 
 
-def body_block(message: FlowMessage) -> tuple[str, str]:
+def body_block(message: FlowMessage) -> tuple[str, bytes]:
     """The body for display; the formats that show it ask in turn, so the last one is kept."""
     global _last_block
     body = parts(message)[1]
