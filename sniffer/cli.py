@@ -76,7 +76,7 @@ class Outputs:
         if jobs < 2 or not writes_files or self.otlp_endpoint:
             return self.files()  # (an endpoint's network calls and warnings stay here)
         try:
-            return [WorkerSink(self.files)]
+            return [WorkerSink(self.files, displays=bool(self.directory or self.html))]
         except OutputError as error:
             raise click.ClickException(str(error)) from None
 

@@ -15,6 +15,7 @@ import pytest
 from conftest import OUTPUTS, PCAPS
 
 from sniffer.cli import AUTO_JOBS_BYTES, default_jobs
+from sniffer.render import worker
 
 CAPTURES = sorted(p.name for p in PCAPS.glob("*.pcap*"))
 
@@ -26,6 +27,17 @@ def test_same_outputs_with_two_jobs(sniff, capture):
     assert two.exit_code == one.exit_code
     assert two.stdout == one.stdout and two.stderr == one.stderr
     assert two.outputs() == one.outputs()
+
+
+@pytest.mark.parametrize("capture", ["server-create.pcap", "image-upload.pcap", "protocol.pcap"])
+def test_same_outputs_when_the_main_process_prepares_bodies(sniff, monkeypatch, capture):
+    """When the worker falls behind, the main process prepares the bodies' display: here
+    always (every batch finds the worker "behind"), and the files are the same."""
+    one = sniff(PCAPS / capture, options=("--jobs", "1"))
+    monkeypatch.setattr(worker, "BEHIND", -1)
+    monkeypatch.setattr(worker, "BATCH_EVENTS", 2)  # many batches: helping starts early
+    two = sniff(PCAPS / capture, options=("--jobs", "2"))
+    assert one.calls() and two.outputs() == one.outputs()
 
 
 def test_same_outputs_with_two_jobs_and_selections(sniff, tmp_path):

@@ -58,6 +58,12 @@ def body_block(message: FlowMessage) -> tuple[str, bytes]:
     return _last_block[1]
 
 
+def preset(message: FlowMessage, block: tuple[str, bytes]) -> None:
+    """Make `block`, the message's body made ready in another process, what body_block gives."""
+    global _last_block
+    _last_block = (parts(message)[1], block)
+
+
 def clock(ts: float) -> str:
     """A message's time of day in UTC, to the millisecond, as the terminal views print it."""
     return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S.%f")[:-3]

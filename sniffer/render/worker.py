@@ -1,7 +1,10 @@
 """Outputs written by a second process: `--jobs 2` puts the flow's formatting on another core.
 
 The main process reads, reassembles, parses, correlates and masks; a forked worker formats and
-writes the files (on captures with large bodies that is half the work). Events cross a pipe in
+writes the files (on captures with large bodies that is half the work). The largest single cost
+of the documents, making bodies ready for display (decoded, JSON indented), goes to whichever
+process has time: when the worker falls behind (what it has not read piles up in the pipe), this
+side prepares the bodies of the next batch. Events cross a pipe in
 pickled batches: a call crosses once, with its first message, and later events name it by a key;
 its parent crosses as a bare stub (id, names, depth, and its own parent), which is all that sinks
 read of a parent, so that a pickle never drags a parent's bodies along. The pipe's buffer bounds
@@ -11,9 +14,12 @@ what is in flight: a slow disk slows the reader instead of filling memory.
 from __future__ import annotations
 
 import atexit
+import fcntl
 import multiprocessing
 import pickle
 import signal
+import struct
+import termios
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from itertools import count
@@ -23,9 +29,11 @@ from ..atomic import OutputError
 from ..flow import Call, FlowMessage
 from ..stats import Stats
 from .sink import FanOut, Sink
+from .text import body_block, preset
 
 BATCH_BYTES = 1 << 20  # body bytes per batch: few system calls, little held in flight
 BATCH_EVENTS = 256
+BEHIND = 64 << 10  # bytes sent that the worker has not read: past this, it is the slower one
 MESSAGE, CALL, CLOSE, ABORT = range(4)
 
 
@@ -34,6 +42,14 @@ def stub(call: Call | None) -> Call | None:
     if call is None:
         return None
     return Call(call.id, call.caller, call.callee, [], stub(call.parent), call.depth)
+
+
+def _unread(pipe: Connection) -> int:
+    """Bytes sent on the pipe (a Unix socket) that the other end has not read yet."""
+    try:
+        return struct.unpack("i", fcntl.ioctl(pipe.fileno(), termios.TIOCOUTQ, bytes(4)))[0]
+    except OSError:
+        return 0
 
 
 def _size(call: Call) -> int:
@@ -47,7 +63,7 @@ class WorkerSink(Sink):
     """Runs the sinks that `open_sinks` makes in a forked worker process (which opens their
     files itself: nothing buffered here is inherited twice); this side forwards the flow."""
 
-    def __init__(self, open_sinks: Callable[[], Iterable[Sink]]) -> None:
+    def __init__(self, open_sinks: Callable[[], Iterable[Sink]], displays: bool = True) -> None:
         context = multiprocessing.get_context("fork")
         self.pipe, theirs = context.Pipe()
         self.worker = context.Process(
@@ -65,6 +81,8 @@ class WorkerSink(Sink):
         self.batch: list[tuple] = []
         self.batch_bytes = 0
         self.reported: list[str] = []
+        self.displays = displays  # whether the sinks show bodies (the documents, the log)
+        self.helping = False  # whether this side prepares the bodies' display for now
 
     def message(self, message: FlowMessage) -> None:
         call = message.call
@@ -74,7 +92,11 @@ class WorkerSink(Sink):
             key = self.keys[id(call)] = next(self.next_key)
             portable = replace(call, parent=stub(call.parent), numbers=[])
             self.batch_bytes += _size(call)
-        self._queue((MESSAGE, key, message.number, message.kind, portable))
+        block = None
+        if self.helping:
+            block = body_block(message)
+            self.batch_bytes += len(block[1])
+        self._queue((MESSAGE, key, message.number, message.kind, portable, block))
 
     def call(self, call: Call) -> None:
         self._queue((CALL, self.keys.pop(id(call))))
@@ -112,6 +134,7 @@ class WorkerSink(Sink):
             except OSError:  # the worker is gone
                 raise OutputError(self._result()) from None
             self.batch, self.batch_bytes = [], 0
+            self.helping = self.displays and _unread(self.pipe) > BEHIND
 
     def _result(self) -> list[str]:
         """The worker's last word: its warnings, or its failure raised as an OutputError."""
@@ -147,10 +170,13 @@ def _serve(pipe: Connection, parents: Connection, open_sinks: Callable[[], Itera
                 return
             for event in batch:
                 if event[0] == MESSAGE:
-                    _, key, number, kind, portable = event
+                    _, key, number, kind, portable, block = event
                     call = calls.setdefault(key, portable)
                     call.numbers.append(number)
-                    sinks.message(FlowMessage(number, kind, call))
+                    message = FlowMessage(number, kind, call)
+                    if block is not None:
+                        preset(message, block)
+                    sinks.message(message)
                 elif event[0] == CALL:
                     sinks.call(calls.pop(event[1]))
                 elif event[0] == CLOSE:
