@@ -3,23 +3,25 @@
 The main process reads, reassembles, parses, correlates and masks; a forked worker formats and
 writes the files (on captures with large bodies that is half the work). The largest single cost
 of the documents, making bodies ready for display (decoded, JSON indented), goes to whichever
-process has time: when the worker falls behind (what it has not read piles up in the pipe), this
-side prepares the bodies of the next batch. Events cross a pipe in
+process has time: when the worker falls behind (batches pile up for it), this side prepares the
+bodies of the next batch. Events cross a pipe in
 pickled batches: a call crosses once, with its first message, and later events name it by a key;
 its parent crosses as a bare stub (id, names, depth, and its own parent), which is all that sinks
-read of a parent, so that a pickle never drags a parent's bodies along. The pipe's buffer bounds
-what is in flight: a slow disk slows the reader instead of filling memory.
+read of a parent, so that a pickle never drags a parent's bodies along. A thread sends the
+batches, so that the main process does not stop each time the worker is busy for a moment (the
+pipe itself holds a few hundred KB), and a bounded queue before it bounds what is in flight: a
+slow disk slows the reader instead of filling memory.
 """
 
 from __future__ import annotations
 
 import atexit
-import fcntl
+import contextlib
 import multiprocessing
 import pickle
+import queue
 import signal
-import struct
-import termios
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from itertools import count
@@ -31,9 +33,10 @@ from ..stats import Stats
 from .sink import FanOut, Sink
 from .text import body_block, preset
 
-BATCH_BYTES = 1 << 20  # body bytes per batch: few system calls, little held in flight
+BATCH_BYTES = 256 << 10  # body bytes per batch: few system calls, little held in flight
 BATCH_EVENTS = 256
-BEHIND = 64 << 10  # bytes sent that the worker has not read: past this, it is the slower one
+IN_FLIGHT = 32  # batches made and not yet sent: room for either process to run ahead
+BEHIND = IN_FLIGHT // 4  # batches waiting past this: the worker is the slower process
 MESSAGE, CALL, CLOSE, ABORT = range(4)
 
 
@@ -42,14 +45,6 @@ def stub(call: Call | None) -> Call | None:
     if call is None:
         return None
     return Call(call.id, call.caller, call.callee, [], stub(call.parent), call.depth)
-
-
-def _unread(pipe: Connection) -> int:
-    """Bytes sent on the pipe (a Unix socket) that the other end has not read yet."""
-    try:
-        return struct.unpack("i", fcntl.ioctl(pipe.fileno(), termios.TIOCOUTQ, bytes(4)))[0]
-    except OSError:
-        return 0
 
 
 def _size(call: Call) -> int:
@@ -83,6 +78,10 @@ class WorkerSink(Sink):
         self.reported: list[str] = []
         self.displays = displays  # whether the sinks show bodies (the documents, the log)
         self.helping = False  # whether this side prepares the bodies' display for now
+        self.outbox: queue.Queue[bytes | None] = queue.Queue(IN_FLIGHT)
+        self.lost = threading.Event()  # a send failed: the worker is gone
+        self.sender = threading.Thread(target=self._send, name="output-feed", daemon=True)
+        self.sender.start()  # (after the fork: the worker has no copy of it)
 
     def message(self, message: FlowMessage) -> None:
         call = message.call
@@ -103,17 +102,21 @@ class WorkerSink(Sink):
 
     def close(self, stats: Stats) -> None:
         self._queue((CLOSE, stats), flush=True)
+        self._stop_sending()
         self.reported = self._result()
         atexit.unregister(self._hang_up)
 
     def abort(self) -> None:
+        self.batch.clear()
+        with contextlib.suppress(queue.Empty):
+            while True:  # what was not sent yet need not be formatted to be dropped
+                self.outbox.get_nowait()
         if self.worker.is_alive():
-            self.batch.clear()
-            try:
+            with contextlib.suppress(OutputError):  # it failed first, and dropped its files
                 self._queue((ABORT,), flush=True)
+                self._stop_sending()
                 self._result()
-            except OutputError:
-                pass  # the worker failed first, and dropped its files then
+        self._stop_sending()
         self.worker.join()
         atexit.unregister(self._hang_up)
 
@@ -121,20 +124,37 @@ class WorkerSink(Sink):
         self.pipe.close()
         self.worker.join()
 
+    def _send(self) -> None:
+        """The sending thread: waits for the worker to read, so that the main loop need not.
+        After a failed send it goes on taking batches (and dropping them) until told to stop."""
+        while (data := self.outbox.get()) is not None:
+            if not self.lost.is_set():
+                try:
+                    self.pipe.send_bytes(data)
+                except OSError:  # the worker is gone: the main loop reads why
+                    self.lost.set()
+
+    def _stop_sending(self) -> None:
+        """Let the sending thread send what is queued, and end (the worker's answer tells
+        whether all of it arrived)."""
+        if self.sender.is_alive():
+            self.outbox.put(None)
+            self.sender.join()
+
     def warnings(self) -> list[str]:
         return self.reported
 
     def _queue(self, event: tuple, flush: bool = False) -> None:
         self.batch.append(event)
         if flush or self.batch_bytes >= BATCH_BYTES or len(self.batch) >= BATCH_EVENTS:
-            if self.pipe.poll():  # the worker only speaks once it has stopped: it failed
+            # the worker only speaks once it has stopped: then it failed
+            if self.lost.is_set() or self.pipe.poll():
                 raise OutputError(self._result())
-            try:
-                self.pipe.send_bytes(pickle.dumps(self.batch, pickle.HIGHEST_PROTOCOL))
-            except OSError:  # the worker is gone
-                raise OutputError(self._result()) from None
+            # batches waiting: the worker is the slower process, and this side prepares the
+            # bodies until it catches up
+            self.helping = self.displays and self.outbox.qsize() > BEHIND
+            self.outbox.put(pickle.dumps(self.batch, pickle.HIGHEST_PROTOCOL))
             self.batch, self.batch_bytes = [], 0
-            self.helping = self.displays and _unread(self.pipe) > BEHIND
 
     def _result(self) -> list[str]:
         """The worker's last word: its warnings, or its failure raised as an OutputError."""
