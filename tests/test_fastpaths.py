@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 
 from sniffer import redact
 from sniffer.atomic import AtomicFile
-from sniffer.content import display, encoded, parse, pretty
+from sniffer.content import display, encoded, pretty
 from sniffer.flow import Body, Call
 from sniffer.pcapfile import CaptureReader
 from sniffer.pipeline import Options, Pipeline
@@ -70,30 +71,100 @@ def test_append_without_copy_file_range(tmp_path, monkeypatch) -> None:
     assert results[0] == results[1] == "head ünï\n" + "tail " * 100_000 + "é\nend\n"
 
 
-def _display_from_text(data: bytes) -> tuple[str, bytes]:
-    """The plain way: decode, then parse the text (display() parses the bytes first)."""
+class _Number(str):
+    """A number as the body writes it."""
+
+
+class _Pairs(list):
+    """An object's members in order, duplicates kept."""
+
+
+def _string(text: str) -> str:
+    """A JSON string as json.dumps writes it, with the hex of \\u escapes in capitals."""
+    escaped = json.dumps(text, ensure_ascii=False)
+    return re.sub(
+        r"\\(\\|u[0-9a-f]{4})", lambda m: m.group(0).upper().replace("\\U", "\\u"), escaped
+    )
+
+
+def _layout(value: object, depth: int = 0) -> str:
+    """json.dumps(indent=2)'s layout, written out by hand for numbers as written and members
+    as listed."""
+    if isinstance(value, _Number):
+        return value
+    if isinstance(value, str):
+        return _string(value)
+    if not isinstance(value, list):
+        return json.dumps(value)  # true, false, null
+    pad, end = "\n" + "  " * (depth + 1), "\n" + "  " * depth
+    if isinstance(value, _Pairs):
+        members = [f"{_string(key)}: {_layout(each, depth + 1)}" for key, each in value]
+        brackets = "{}"
+    else:
+        members = [_layout(each, depth + 1) for each in value]
+        brackets = "[]"
+    if not members:
+        return brackets
+    return brackets[0] + pad + ("," + pad).join(members) + end + brackets[1]
+
+
+def _display_plainly(data: bytes) -> tuple[str, bytes]:
+    """The plain way, with Python's parser: decode, parse, lay out. JSON that only Python reads
+    (NaN, Infinity, lone surrogates) is shown as Python writes it, numbers included."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return "text", f"<{len(data)} bytes of binary data>".encode()
+    constants: list[str] = []
     try:
-        return "json", pretty(parse(text))
+        value = json.loads(
+            text,
+            parse_int=_Number,
+            parse_float=_Number,
+            parse_constant=lambda name: constants.append(name) or _Number(name),
+            object_pairs_hook=_Pairs,
+        )
     except ValueError:
         return "text", text.rstrip("\n").encode()
+    try:
+        if not constants:
+            return "json", _layout(value).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        pass
+    return "json", pretty(json.loads(text))
 
 
 body_bytes = (
     json_values.map(lambda value: json.dumps(value, ensure_ascii=False).encode("utf-8"))
     | json_values.map(lambda value: json.dumps(value, indent=1).encode())
-    | st.sampled_from([b"NaN", b"[1e400]", b"[123456789012345678901234567890]", b"\xef\xbb\xbf{}"])
+    | st.sampled_from(
+        [
+            b"NaN",
+            b"[1e400, 1.10, -0, 1E5]",
+            b"[123456789012345678901234567890]",
+            b'{"a": 1, "a": [2, {"a": 3, "a": {}}]}',
+            b"\xef\xbb\xbf{}",
+            b'["\\ud800", 1.10]',
+        ]
+    )
     | st.text().map(lambda text: text.encode("utf-8", "surrogatepass"))
     | st.binary()
 )
 
 
 @given(body_bytes)
-def test_display_parses_bytes_as_text_would(data: bytes) -> None:
-    assert display(Body(data, len(data) or 1)) == _display_from_text(data)
+def test_display_lays_out_json_as_python_would_with_numbers_as_written(data: bytes) -> None:
+    assert display(Body(data, len(data) or 1)) == _display_plainly(data)
+
+
+def test_display_keeps_numbers_and_keys_as_sent() -> None:
+    """What parsing into Python values would lose: big integers, number spellings, duplicates."""
+    body = b'{"n": 123456789012345678901234567890, "f": [1.10, 1E5, -0], "k": 1, "k": 2}'
+    shown = display(Body(body, len(body)))[1]
+    assert shown == (
+        b'{\n  "n": 123456789012345678901234567890,\n  "f": [\n    1.10,\n    1E5,\n    -0\n  ],'
+        b'\n  "k": 1,\n  "k": 2\n}'
+    )
 
 
 def _any_case(word: str) -> st.SearchStrategy[str]:
