@@ -53,10 +53,17 @@ MARKS = (b"pass", b"secret", b"token", b"totp")
 # keys are matched in any ASCII case (the keys services read are ASCII)
 _LOWER = bytes(range(256)).lower()
 _NOT_LETTERS = bytes(c for c in range(256) if not (chr(c).isascii() and chr(c).isalpha()))
-_KEYS = "|".join(SECRET_KEYS)
 M = TypeVar("M", Request, Response)
+# for what is not JSON or not read as JSON (a form, a body cut by the bound, nesting too deep):
+# a secret key's value (a string, what is left of one at the cut, or a number or literal), a
+# token object's id, a form field
+_KEYS = "|".join(sorted(SECRET_KEYS | {"access_token"}))
+_STRING = r'"(?:[^"\\]|\\.)*(?:"|\\?$)'
 TEXT_SECRET = re.compile(
-    rf'(?i)("(?:{_KEYS})"\s*:\s*)"(?:[^"\\]|\\.)*"|((?:{_KEYS})=)[^&\s]*', re.ASCII
+    rf'(?i)("(?:{_KEYS})"\s*:\s*)(?:{_STRING}|[^\s,\]}}{{\[][^\s,\]}}]*)'
+    rf'|("token"\s*:\s*\{{[^{{}}]*?"id"\s*:\s*){_STRING}'
+    rf"|((?:{_KEYS})=)[^&\s]*",
+    re.ASCII,
 )
 
 
@@ -102,9 +109,10 @@ def _walk(node: object) -> object:
 
 
 def _mask_match(match: re.Match[str]) -> str:
-    if match.group(1):
-        return match.group(1) + f'"{MASK}"'
-    return match.group(2) + MASK
+    key, token, field = match.groups()
+    if field:
+        return field + MASK
+    return (key or token) + f'"{MASK}"'
 
 
 def may_hold_secret(data: bytes) -> bool:
