@@ -4,13 +4,14 @@ The main process reads, reassembles, parses, correlates and masks; a forked work
 writes the files (on captures with large bodies that is half the work). The largest single cost
 of the documents, making bodies ready for display (decoded, JSON indented), goes to whichever
 process has time: when the worker falls behind (batches pile up for it), this side prepares the
-bodies of the next batch. Events cross a pipe in
-pickled batches: a call crosses once, with its first message, and later events name it by a key;
-its parent crosses as a bare stub (id, names, depth, and its own parent), which is all that sinks
-read of a parent, so that a pickle never drags a parent's bodies along. A thread sends the
-batches, so that the main process does not stop each time the worker is busy for a moment (the
-pipe itself holds a few hundred KB), and a bounded queue before it bounds what is in flight: a
-slow disk slows the reader instead of filling memory.
+bodies of the next batch.
+
+Events cross a pipe in pickled batches: a call crosses once, with its first message, and later
+events name it by a key; its parent crosses as a bare stub (id, names, depth, and its own
+parent), which is all that sinks read of a parent, so that a pickle never drags a parent's
+bodies along. A thread sends the batches, so that the main process does not stop each time the
+worker is busy for a moment (the pipe itself holds a few hundred KB), and the bounded queue
+before it bounds what is in flight: a slow disk slows the reader instead of filling memory.
 """
 
 from __future__ import annotations
