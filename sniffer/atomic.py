@@ -12,6 +12,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from typing import IO
 
 
@@ -37,6 +38,13 @@ class AtomicFile:
     def write(self, data: str | bytes) -> None:
         try:
             self.stream.write(data)
+        except OSError as error:
+            raise self._failed(error) from None
+
+    def write_pieces(self, pieces: Iterable[str | bytes]) -> None:
+        """Pieces in order, never joined first: a large body goes to the file, not to a copy."""
+        try:
+            self.stream.writelines(pieces)
         except OSError as error:
             raise self._failed(error) from None
 

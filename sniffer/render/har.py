@@ -124,7 +124,9 @@ class HarSink(FileSink):
         self.first = True
 
     def call(self, call: Call) -> None:
-        self.out.write((b"" if self.first else b",\n") + encoded(entry(call)))
+        if not self.first:
+            self.out.write(b",\n")
+        self.out.write(encoded(entry(call)))
         self.first = False
 
     def close(self, stats: Stats) -> None:

@@ -7,7 +7,8 @@ from .sink import FileSink
 from .text import body_block, header_lines, parts, url
 
 
-def entry(message: FlowMessage) -> bytes:
+def entry(message: FlowMessage) -> tuple[bytes, ...]:
+    """A message's log entry, in UTF-8 pieces (the body is one of them)."""
     call = message.call
     request = call.request
     if message.is_request:
@@ -21,12 +22,12 @@ def entry(message: FlowMessage) -> bytes:
     headers, body = parts(message)
     head = "\n".join([first, *header_lines(headers), "", ""]).encode()
     if not body.size:
-        return head
-    return b"".join((head, body_block(message)[1], b"\n\n"))
+        return (head,)
+    return head, body_block(message)[1], b"\n\n"
 
 
 class LogSink(FileSink):
     binary = True
 
     def message(self, message: FlowMessage) -> None:
-        self.out.write(entry(message))
+        self.out.write_pieces(entry(message))

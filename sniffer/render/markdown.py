@@ -19,8 +19,8 @@ BODY_INDENT = b"\n" + INDENT.encode()
 BODY_END = BODY_INDENT + b"```\n\n"
 
 
-def section(message: FlowMessage, label: str, templates: bool = False) -> bytes:
-    """One message as in the seed document, in UTF-8."""
+def section(message: FlowMessage, label: str, templates: bool = False) -> tuple[bytes, ...]:
+    """One message as in the seed document, in UTF-8 pieces (the body is one of them)."""
     call = message.call
     heading = title(message, templates)
     attr = heading.replace('"', "'")
@@ -42,8 +42,8 @@ def section(message: FlowMessage, label: str, templates: bool = False) -> bytes:
         f'{INDENT}``` {language} title="{attr}" linenums="1"',
         INDENT,
     ]
-    # the body, often most of the section, is indented by one call and never copied as text
-    return b"".join(("\n".join(lines).encode(), text.replace(b"\n", BODY_INDENT), BODY_END))
+    # the body, often most of the section, is indented by one call and not copied again
+    return "\n".join(lines).encode(), text.replace(b"\n", BODY_INDENT), BODY_END
 
 
 def diagram_line(message: FlowMessage, templates: bool = False) -> str:
@@ -82,7 +82,7 @@ class DocumentSink(Sink):
         line = (diagram_line(message, self.templates) + "\n").encode()
         self.diagram.write(line)
         self.index.write(INDENT.encode() + line)
-        self.body.write(section(message, self.label, self.templates))
+        self.body.write_pieces(section(message, self.label, self.templates))
 
     def close(self, stats: Stats) -> None:
         self.index.write(b"```\n")
