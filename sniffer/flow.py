@@ -13,8 +13,8 @@ from typing import Literal, dataclass_transform
 @dataclass_transform(frozen_default=True)
 def record(cls: type) -> type:
     """A frozen, slotted dataclass that pickles as its constructor's arguments: every message
-    crosses to the output process (render.worker), where the pickling dataclasses give slotted
-    records walks their fields in Python, at twice the cost on both sides."""
+    crosses to the output process (render.worker), and dataclasses pickle slotted records by
+    walking their fields in Python, at twice the cost on both sides."""
     cls = dataclass(frozen=True, slots=True)(cls)
     values = attrgetter(*(each.name for each in fields(cls)))
     cls.__reduce__ = lambda self: (cls, values(self))
