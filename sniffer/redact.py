@@ -57,7 +57,7 @@ M = TypeVar("M", Request, Response)
 # for what is not JSON or not read as JSON (a form, a body cut by the bound, nesting too deep):
 # a secret key's value (a string, what is left of one at the cut, or a number or literal), a
 # token object's id, a form field
-_KEYS = "|".join(sorted(SECRET_KEYS | {"access_token"}))
+_KEYS = "|".join(sorted(SECRET_KEYS | {key for key, inner in TOKEN_KEYS.items() if not inner}))
 _STRING = r'"(?:[^"\\]|\\.)*(?:"|\\?$)'
 TEXT_SECRET = re.compile(
     rf'(?i)("(?:{_KEYS})"\s*:\s*)(?:{_STRING}|[^\s,\]}}{{\[][^\s,\]}}]*)'
