@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import click
 
-from . import __version__
+from . import __version__, redact
 from .afpacket import CaptureUnavailable, LiveCapture
 from .atomic import OutputError
 from .decode import LINK_RAW, Undecodable, decode
@@ -70,13 +70,15 @@ class Outputs:
     otlp: str | None = None
     otlp_endpoint: str | None = None
 
-    def open(self, jobs: int = 1) -> list[Sink]:
-        """The file outputs; with 2 jobs, written by a second process (see render.worker)."""
+    def open(self, jobs: int = 1, masked: bool = True) -> list[Sink]:
+        """The file outputs; with 2 jobs, written by a second process (see render.worker),
+        which also masks the secrets."""
         writes_files = self.directory or self.har or self.html or self.otlp
         if jobs < 2 or not writes_files or self.otlp_endpoint:
             return self.files()  # (an endpoint's network calls and warnings stay here)
+        displays = bool(self.directory or self.html)
         try:
-            return [WorkerSink(self.files, displays=bool(self.directory or self.html))]
+            return [WorkerSink(self.files, displays, redact.call if masked else None)]
         except OutputError as error:
             raise click.ClickException(str(error)) from None
 
@@ -410,7 +412,7 @@ def run_offline(
 ) -> int:
     readers = [_open(path, offsets.get(path, 0.0)) for path in files]
     sinks: list[Sink] = [] if outputs.quiet else [ConsoleSink(sys.stdout, outputs.templates)]
-    sinks += outputs.open(jobs)
+    sinks += outputs.open(jobs, not options.show_secrets)
     pipeline = Pipeline(sinks, options)
     warnings: list[str] = []
     stop = Interrupt()
@@ -519,7 +521,8 @@ def run_live(
     options: Options,
     jobs: int = 1,
 ) -> int:
-    sinks = outputs.open(jobs)  # first: a forked output worker must not hold the capture socket
+    # first: a forked output worker must not hold the capture socket
+    sinks = outputs.open(jobs, not options.show_secrets)
     try:
         live = LiveCapture(interface, expression, buffer)
     except CaptureUnavailable as error:

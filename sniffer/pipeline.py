@@ -39,9 +39,13 @@ class Pipeline:
 
     def __init__(self, sinks: Iterable[Sink], options: Options | None = None) -> None:
         options = options or Options()
+        sinks = list(sinks)
+        if not options.show_secrets:  # masked once, for the sinks that need it so
+            shown = [sink for sink in sinks if getattr(sink, "masked_input", True)]
+            if shown:
+                rest = [sink for sink in sinks if sink not in shown]
+                sinks = [MaskingSink(shown, redact.call), *rest]
         out = FanOut(sinks)
-        if out.sinks and not options.show_secrets:
-            out = MaskingSink([out], redact.call)
         if options.selection:
             out = SelectingSink([out], options.selection)
         self.out: Sink = out

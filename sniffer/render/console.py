@@ -30,6 +30,8 @@ def line(message: FlowMessage, templates: bool = False) -> str:
 
 
 class ConsoleSink(Sink):
+    masked_input = False  # it shows no header and no body: nothing that masking changes
+
     def __init__(self, stream: TextIO, templates: bool = False) -> None:
         self.stream = stream
         self.templates = templates

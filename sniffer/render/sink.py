@@ -12,6 +12,10 @@ from ..stats import Stats
 class Sink:
     """Receives messages in number order, each call once all its messages are out, then close."""
 
+    # whether it must be handed calls with their secrets masked: it writes headers or bodies,
+    # and does not mask them itself
+    masked_input = True
+
     def message(self, message: FlowMessage) -> None:
         pass
 

@@ -1,30 +1,32 @@
 """Outputs written by a second process: `--jobs 2` puts the flow's formatting on another core.
 
-The main process reads, reassembles, parses, correlates and masks; a forked worker formats and
-writes the files (on captures with large bodies that is half the work). The largest single cost
-of the documents, making bodies ready for display (decoded, JSON indented), goes to whichever
-process has time: when the worker falls behind (batches pile up for it), this side prepares the
-bodies of the next batch.
+The main process reads, reassembles, parses and correlates; a forked worker masks the secrets,
+formats and writes the files (on captures with large bodies that is half the work). The
+largest single cost of the documents, making bodies ready for display (decoded, JSON indented),
+goes to whichever process has time: when the worker falls behind (batches pile up for it), this
+side masks the calls of the next batches and prepares their bodies.
 
 Events cross a pipe in pickled batches: a call crosses once, with its first message, and later
 events name it by a key; its parent crosses as a bare stub (id, names, depth, and its own
 parent), which is all that sinks read of a parent, so that a pickle never drags a parent's
 bodies along. A thread sends the batches, so that the main process does not stop each time the
-worker is busy for a moment (the pipe itself holds a few hundred KB), and the bounded queue
-before it bounds what is in flight: a slow disk slows the reader instead of filling memory.
+worker is busy for a moment, and the bounded queue before it bounds what is in flight: a slow
+disk slows the reader instead of filling memory. The pipe is widened to hold a whole batch,
+and written and read through memoryviews: no copy of a batch on either side.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import multiprocessing
+import os
 import pickle
 import queue
 import signal
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from itertools import count
 from multiprocessing.connection import Connection
 
@@ -39,6 +41,7 @@ BATCH_EVENTS = 256
 IN_FLIGHT = 32  # batches made and not yet sent: room for either process to run ahead
 BEHIND = IN_FLIGHT // 4  # batches waiting past this: the worker is the slower process
 MESSAGE, CALL, CLOSE, ABORT = range(4)
+PIPE_BYTES = 1 << 20  # a batch in one write, not in the default pipe's 64 KiB steps
 
 
 def stub(call: Call | None) -> Call | None:
@@ -46,6 +49,12 @@ def stub(call: Call | None) -> Call | None:
     if call is None:
         return None
     return Call(call.id, call.caller, call.callee, [], stub(call.parent), call.depth)
+
+
+def portable(call: Call) -> Call:
+    """A call as it crosses: its parent a stub, its message numbers filled in over there."""
+    hops, parent = call.hops, stub(call.parent)
+    return Call(call.id, call.caller, call.callee, hops, parent, call.depth, call.operation)
 
 
 def _size(call: Call) -> int:
@@ -59,14 +68,25 @@ class WorkerSink(Sink):
     """Runs the sinks that `open_sinks` makes in a forked worker process (which opens their
     files itself: nothing buffered here is inherited twice); this side forwards the flow."""
 
-    def __init__(self, open_sinks: Callable[[], Iterable[Sink]], displays: bool = True) -> None:
+    def __init__(
+        self,
+        open_sinks: Callable[[], Iterable[Sink]],
+        displays: bool = True,
+        mask: Callable[[Call], Call] | None = None,
+    ) -> None:
         context = multiprocessing.get_context("fork")
-        self.pipe, theirs = context.Pipe()
+        self.pipe, theirs = context.Pipe()  # the worker's answers
+        feed, self.feed = os.pipe()  # the batches, one way, without copies on either side
+        with contextlib.suppress(OSError):  # (Linux only; the default works, in more steps)
+            fcntl.fcntl(self.feed, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         self.worker = context.Process(
-            target=_serve, args=(theirs, self.pipe, open_sinks), daemon=True
+            target=_serve,
+            args=(feed, theirs, (self.pipe, self.feed), open_sinks, mask),
+            daemon=True,
         )
         self.worker.start()
         theirs.close()
+        os.close(feed)
         # if this process ends without close or abort (a bug's traceback, an early Ctrl-C), hang
         # up before multiprocessing joins the worker: it then drops its files and ends, instead
         # of waiting for events forever
@@ -79,6 +99,9 @@ class WorkerSink(Sink):
         self.reported: list[str] = []
         self.displays = displays  # whether the sinks show bodies (the documents, the log)
         self.helping = False  # whether this side prepares the bodies' display for now
+        self.mask = mask  # masking secrets is the worker's job too, unless this side helps
+        self.masked_input = mask is None
+        self.views: dict[int, Call] = {}  # id(call) -> its masked copy, made here to help
         self.outbox: queue.Queue[bytes | None] = queue.Queue(IN_FLIGHT)
         self.lost = threading.Event()  # a send failed: the worker is gone
         self.sender = threading.Thread(target=self._send, name="output-feed", daemon=True)
@@ -86,20 +109,32 @@ class WorkerSink(Sink):
 
     def message(self, message: FlowMessage) -> None:
         call = message.call
+        shown = self._view(call) if self.helping else call
         key = self.keys.get(id(call))
-        portable = None
+        crossing = None
         if key is None:
             key = self.keys[id(call)] = next(self.next_key)
-            portable = replace(call, parent=stub(call.parent), numbers=[])
+            crossing = portable(shown)
             self.batch_bytes += _size(call)
         block = None
         if self.helping:
-            block = body_block(message)
+            block = body_block(FlowMessage(message.number, message.kind, shown))
             self.batch_bytes += len(block[1])
-        self._queue((MESSAGE, key, message.number, message.kind, portable, block))
+        masked = shown is not call
+        self._queue((MESSAGE, key, message.number, message.kind, crossing, masked, block))
 
     def call(self, call: Call) -> None:
+        self.views.pop(id(call), None)
         self._queue((CALL, self.keys.pop(id(call))))
+
+    def _view(self, call: Call) -> Call:
+        """The call as the sinks show it (masked), for its display to be prepared here."""
+        if self.mask is None:
+            return call
+        view = self.views.get(id(call))
+        if view is None:
+            view = self.views[id(call)] = self.mask(call)
+        return view
 
     def close(self, stats: Stats) -> None:
         self._queue((CLOSE, stats), flush=True)
@@ -122,8 +157,14 @@ class WorkerSink(Sink):
         atexit.unregister(self._hang_up)
 
     def _hang_up(self) -> None:
+        self._close_feed()
         self.pipe.close()
         self.worker.join()
+
+    def _close_feed(self) -> None:
+        if self.feed >= 0:
+            os.close(self.feed)
+            self.feed = -1
 
     def _send(self) -> None:
         """The sending thread: waits for the worker to read, so that the main loop need not.
@@ -131,7 +172,7 @@ class WorkerSink(Sink):
         while (data := self.outbox.get()) is not None:
             if not self.lost.is_set():
                 try:
-                    self.pipe.send_bytes(data)
+                    _write_batch(self.feed, data)
                 except OSError:  # the worker is gone: the main loop reads why
                     self.lost.set()
 
@@ -141,6 +182,7 @@ class WorkerSink(Sink):
         if self.sender.is_alive():
             self.outbox.put(None)
             self.sender.join()
+        self._close_feed()  # all sent: the worker reads to the end, then hears it closed
 
     def warnings(self) -> list[str]:
         return self.reported
@@ -170,9 +212,43 @@ class WorkerSink(Sink):
         return detail
 
 
-def _serve(pipe: Connection, parents: Connection, open_sinks: Callable[[], Iterable[Sink]]) -> None:
-    """The worker: open the sinks, replay the events into them until told to close or abort."""
-    parents.close()  # inherited by the fork: only with it closed does the main's end mean EOF
+def _write_batch(fd: int, data: bytes) -> None:
+    """A batch, its length first; memoryview slices, so that a partial write copies nothing."""
+    os.write(fd, len(data).to_bytes(8, "little"))  # (a pipe takes 8 bytes whole)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _read_batch(fd: int) -> bytearray:
+    """The next batch, read into one buffer (EOFError when the main process hung up)."""
+    size = int.from_bytes(_read_exactly(fd, 8), "little")
+    return _read_exactly(fd, size)
+
+
+def _read_exactly(fd: int, size: int) -> bytearray:
+    buffer = bytearray(size)
+    view, done = memoryview(buffer), 0
+    while done < size:
+        got = os.readv(fd, [view[done:]])
+        if not got:
+            raise EOFError
+        done += got
+    return buffer
+
+
+def _serve(
+    feed: int,
+    pipe: Connection,
+    parents: tuple[Connection, int],
+    open_sinks: Callable[[], Iterable[Sink]],
+    mask: Callable[[Call], Call] | None,
+) -> None:
+    """The worker: open the sinks, replay the events into them until told to close or abort;
+    mask each call as it comes, unless the main process did (to prepare its display)."""
+    # inherited by the fork: only with the main's ends closed here does its hanging up mean EOF
+    parents[0].close()
+    os.close(parents[1])
     for sig in (signal.SIGINT, signal.SIGTERM):  # the main process decides when the run ends
         signal.signal(sig, signal.SIG_IGN)
     try:
@@ -185,14 +261,17 @@ def _serve(pipe: Connection, parents: Connection, open_sinks: Callable[[], Itera
     try:
         while True:
             try:
-                batch = pickle.loads(pipe.recv_bytes())
+                batch = pickle.loads(_read_batch(feed))
             except EOFError:  # the main process died: leave no partial file
                 sinks.abort()
                 return
             for event in batch:
                 if event[0] == MESSAGE:
-                    _, key, number, kind, portable, block = event
-                    call = calls.setdefault(key, portable)
+                    _, key, number, kind, crossing, masked, block = event
+                    if crossing is not None:
+                        shown = crossing if masked or mask is None else mask(crossing)
+                        calls[key] = shown
+                    call = calls[key]
                     call.numbers.append(number)
                     message = FlowMessage(number, kind, call)
                     if block is not None:
