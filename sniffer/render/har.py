@@ -13,7 +13,7 @@ from .. import __version__
 from ..content import decoded, encoded
 from ..flow import Body, Call, Headers, header
 from ..stats import Stats
-from .jsonl import hop_record, timestamp
+from .jsonl import hop_records, timestamp
 from .sink import FileSink
 from .text import url
 
@@ -69,7 +69,7 @@ def entry(call: Call) -> dict:
         "_operation": (
             {"title": call.operation.title, "url": call.operation.url} if call.operation else None
         ),
-        "_hops": [hop_record(each) for each in call.hops],
+        "_hops": hop_records(call),
         "_incomplete": not call.complete,
     }
     if request.body.size:

@@ -38,10 +38,6 @@ def _address(endpoint: tuple[str, int]) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _headers(headers: Headers) -> list[list[str]]:
-    return [[name, value] for name, value in headers]
-
-
 def _body(body: Body, headers: Headers) -> dict:
     encoding = header(headers, "content-encoding")
     return {"size": body.size, "kept": body.size - body.omitted, "encoding": encoding}
@@ -59,6 +55,17 @@ def hop_record(hop: Exchange) -> dict:
         "response_time": timestamp(response.end_ts if response else None),
         "incomplete": not hop.complete,
     }
+
+
+_last_hops: tuple[Call | None, list[dict]] = (None, [])
+
+
+def hop_records(call: Call) -> list[dict]:
+    """The call's hops as records; the JSON lines and the HAR ask in turn, so the last is kept."""
+    global _last_hops
+    if _last_hops[0] is not call:
+        _last_hops = (call, [hop_record(hop) for hop in call.hops])
+    return _last_hops[1]
 
 
 def call_record(call: Call) -> dict:
@@ -80,15 +87,15 @@ def call_record(call: Call) -> dict:
         "parent": call.parent.id if call.parent else None,
         "depth": call.depth,
         "operation": {"title": operation.title, "url": operation.url} if operation else None,
-        "hops": [hop_record(hop) for hop in call.hops],
+        "hops": hop_records(call),
         "request": {
-            "headers": _headers(request.headers),
-            "trailers": _headers(request.trailers),
+            "headers": request.headers,
+            "trailers": request.trailers,
             "body": _body(request.body, request.headers),
         },
         "response": {
-            "headers": _headers(response.headers),
-            "trailers": _headers(response.trailers),
+            "headers": response.headers,
+            "trailers": response.trailers,
             "informational": list(response.informational),
             "body": _body(response.body, response.headers),
         }
