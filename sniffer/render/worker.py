@@ -77,8 +77,10 @@ class WorkerSink(Sink):
         context = multiprocessing.get_context("fork")
         self.pipe, theirs = context.Pipe()  # the worker's answers
         feed, self.feed = os.pipe()  # the batches, one way, without copies on either side
-        with contextlib.suppress(OSError):  # (Linux only; the default works, in more steps)
-            fcntl.fcntl(self.feed, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        widen = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only: elsewhere, in more steps
+        with contextlib.suppress(OSError):  # (a user's pipe quota spent: the default size)
+            if widen is not None:
+                fcntl.fcntl(self.feed, widen, PIPE_BYTES)
         self.worker = context.Process(
             target=_serve,
             args=(feed, theirs, (self.pipe, self.feed), open_sinks, mask),
