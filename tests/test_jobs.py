@@ -40,6 +40,23 @@ def test_same_outputs_when_the_main_process_prepares_bodies(sniff, monkeypatch, 
     assert one.calls() and two.outputs() == one.outputs()
 
 
+@pytest.mark.parametrize("pipe", ["narrow", "refused"])
+def test_same_outputs_through_a_pipe_of_any_size(sniff, monkeypatch, pipe):
+    """Batches larger than the pipe arrive in several reads: where it cannot be widened (not
+    Linux, or a user's pipe quota spent), or is narrowed here, the files are the same."""
+    one = sniff(PCAPS / "image-upload.pcap", options=("--jobs", "1"))
+    if pipe == "refused":
+
+        def refuse(fd, command, argument):
+            raise PermissionError(1, "pipe quota spent")
+
+        monkeypatch.setattr(worker.fcntl, "fcntl", refuse)
+    else:
+        monkeypatch.setattr(worker, "PIPE_BYTES", 4096)  # the smallest: a batch in many writes
+    two = sniff(PCAPS / "image-upload.pcap", options=("--jobs", "2"))
+    assert one.calls() and two.outputs() == one.outputs()
+
+
 def test_same_outputs_with_two_jobs_and_selections(sniff, tmp_path):
     options = ("--exclude-service", "keystone", "--template-ids", "--show-secrets")
     one = sniff(PCAPS / "server-create.pcap", options=(*options, "-j", "1"))
