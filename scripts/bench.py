@@ -276,10 +276,12 @@ def measure(path: str, exchanges: int, runs: int, jobs: list[int]) -> None:
         for n in jobs:
             tool = f"osflow-sniff -j{n}"
             out = tempfile.mkdtemp(prefix="osflow-bench-")
-            wall, peak, _ = rss_of(["osflow-sniff", "-q", "-r", path, "-o", out, "-j", str(n)])
-            results.setdefault(tool, []).append((wall, peak))
-            found[tool] = sniffer_found(out)
-            shutil.rmtree(out)
+            try:
+                wall, peak, _ = rss_of(["osflow-sniff", "-q", "-r", path, "-o", out, "-j", str(n)])
+                results.setdefault(tool, []).append((wall, peak))
+                found[tool] = sniffer_found(out)
+            finally:
+                shutil.rmtree(out)  # gigabytes, failed run or not
         wall, peak, listing = rss_of(tshark_command(path))
         results.setdefault("tshark", []).append((wall, peak))
         found["tshark"] = tshark_found(listing)

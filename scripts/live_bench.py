@@ -18,6 +18,7 @@ import json
 import multiprocessing
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -111,10 +112,13 @@ def run(rate: float, seconds: float, clients: int, jobs: int) -> dict:
     _, err = sniffer.communicate(timeout=600)
     server.terminate()
     captured = complete = 0
-    with open(calls_file) as lines:
-        for line in lines:
-            captured += 1
-            complete += not json.loads(line)["incomplete"]
+    try:
+        with open(calls_file) as lines:
+            for line in lines:
+                captured += 1
+                complete += not json.loads(line)["incomplete"]
+    finally:
+        shutil.rmtree(out)  # gigabytes of documents, counted: no longer needed
     drops = int(re.search(r"(\d+) dropped by the kernel", err).group(1))
     return {
         "rate": rate,
