@@ -59,27 +59,38 @@ class FanOut(Sink):
         return [warning for sink in self.sinks for warning in sink.warnings()]
 
 
+class MaskedCopies:
+    """The masked copy of each call in flight (see `sniffer.redact`): made once, when first
+    needed, and kept until the call is out."""
+
+    def __init__(self, mask: Callable[[Call], Call]) -> None:
+        self.mask = mask
+        self.copies: dict[int, Call] = {}  # id(call) -> its masked copy
+
+    def of(self, call: Call) -> Call:
+        copy = self.copies.get(id(call))
+        if copy is None:
+            copy = self.copies[id(call)] = self.mask(call)
+        return copy
+
+    def drop(self, call: Call) -> None:
+        self.copies.pop(id(call), None)
+
+
 class MaskingSink(FanOut):
-    """Hands the sinks behind it a masked copy of each call (see `sniffer.redact`)."""
+    """Hands the sinks behind it a masked copy of each call."""
 
     def __init__(self, sinks: Iterable[Sink], mask: Callable[[Call], Call]) -> None:
         super().__init__(sinks)
-        self.mask = mask
-        self.views: dict[int, Call] = {}  # id(call) -> its masked copy, until the call is out
-
-    def _view(self, call: Call) -> Call:
-        view = self.views.get(id(call))
-        if view is None:
-            view = self.views[id(call)] = self.mask(call)
-        return view
+        self.masked = MaskedCopies(mask)
 
     def message(self, message: FlowMessage) -> None:
-        super().message(FlowMessage(message.number, message.kind, self._view(message.call)))
+        super().message(FlowMessage(message.number, message.kind, self.masked.of(message.call)))
 
     def call(self, call: Call) -> None:
-        view = self._view(call)
-        del self.views[id(call)]
-        super().call(view)
+        copy = self.masked.of(call)
+        self.masked.drop(call)
+        super().call(copy)
 
 
 class FileSink(Sink):

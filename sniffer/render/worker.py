@@ -33,7 +33,7 @@ from multiprocessing.connection import Connection
 from ..atomic import OutputError
 from ..flow import Call, FlowMessage
 from ..stats import Stats
-from .sink import FanOut, Sink
+from .sink import FanOut, MaskedCopies, Sink
 from .text import body_block, preset
 
 BATCH_BYTES = 256 << 10  # body bytes per batch: few system calls, little held in flight
@@ -101,9 +101,9 @@ class WorkerSink(Sink):
         self.reported: list[str] = []
         self.displays = displays  # whether the sinks show bodies (the documents, the log)
         self.helping = False  # whether this side prepares the bodies' display for now
-        self.mask = mask  # masking secrets is the worker's job too, unless this side helps
+        # masking secrets is the worker's job too; this side masks the calls it helps with
+        self.masked = MaskedCopies(mask) if mask is not None else None
         self.masked_input = mask is None
-        self.views: dict[int, Call] = {}  # id(call) -> its masked copy, made here to help
         self.outbox: queue.Queue[bytes | None] = queue.Queue(IN_FLIGHT)
         self.lost = threading.Event()  # a send failed: the worker is gone
         self.sender = threading.Thread(target=self._send, name="output-feed", daemon=True)
@@ -126,17 +126,13 @@ class WorkerSink(Sink):
         self._queue((MESSAGE, key, message.number, message.kind, crossing, masked, block))
 
     def call(self, call: Call) -> None:
-        self.views.pop(id(call), None)
+        if self.masked is not None:
+            self.masked.drop(call)
         self._queue((CALL, self.keys.pop(id(call))))
 
     def _view(self, call: Call) -> Call:
         """The call as the sinks show it (masked), for its display to be prepared here."""
-        if self.mask is None:
-            return call
-        view = self.views.get(id(call))
-        if view is None:
-            view = self.views[id(call)] = self.mask(call)
-        return view
+        return call if self.masked is None else self.masked.of(call)
 
     def close(self, stats: Stats) -> None:
         self._queue((CLOSE, stats), flush=True)
