@@ -103,11 +103,15 @@ class WorkerSink(Sink):
         self.helping = False  # whether this side prepares the bodies' display for now
         # masking secrets is the worker's job too; this side masks the calls it helps with
         self.masked = MaskedCopies(mask) if mask is not None else None
-        self.masked_input = mask is None
         self.outbox: queue.Queue[bytes | None] = queue.Queue(IN_FLIGHT)
         self.lost = threading.Event()  # a send failed: the worker is gone
         self.sender = threading.Thread(target=self._send, name="output-feed", daemon=True)
         self.sender.start()  # (after the fork: the worker has no copy of it)
+
+    @property
+    def masked_input(self) -> bool:
+        """Whether the pipeline must mask what it hands on: only when the worker has no mask."""
+        return self.masked is None
 
     def message(self, message: FlowMessage) -> None:
         call = message.call
