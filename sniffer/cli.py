@@ -18,6 +18,7 @@ import click
 from . import __version__, redact
 from .afpacket import CaptureUnavailable, LiveCapture
 from .atomic import OutputError
+from .correlate import MAX_WAIT
 from .decode import LINK_RAW, Undecodable, decode
 from .filters import IgnoreFileError, Selection, load_ignore
 from .flow import Endpoint
@@ -184,6 +185,15 @@ def explain(stats: Stats) -> str | None:
     "regardless).",
 )
 @click.option(
+    "--max-wait",
+    type=click.FloatRange(0, min_open=True),
+    default=MAX_WAIT,
+    show_default=True,
+    metavar="S",
+    help="Number a call still unanswered after S seconds (capture time) without waiting for "
+    "its response, so that the calls after it are not held back.",
+)
+@click.option(
     "--services",
     "services_file",
     metavar="FILE",
@@ -275,6 +285,7 @@ def main(
     duration: float | None,
     buffer_mib: int,
     max_body: str,
+    max_wait: float,
     services_file: str | None,
     lang: str,
     show_secrets: bool,
@@ -312,6 +323,7 @@ def main(
     except ServicesFileError as error:
         raise click.ClickException(str(error)) from None
     options = Options(parse_size(max_body), services, show_secrets)
+    options.max_wait = max_wait
     options.selection = selection(ignore_file, only_service, exclude_service, exclude_path)
     if otlp_endpoint:
         try:

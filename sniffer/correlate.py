@@ -7,15 +7,24 @@ Theory of operation. A request head opens or joins a call:
   `X-Forwarded-*` joins the open front-door call whose path ends with its path;
 * a new call's callee is named from the layout (`services`).
 
-Who made a call and for which parent (see `lineage`) is decided when its request is numbered:
-by then every call that started before it is settled, so OpenStack's own ids in their responses
-can be used. A call is *settled* when every hop's exchange is done; its two messages (the
-innermost hop's request and response) then wait in a heap keyed by first-byte time. A message
-leaves the heap, and gets its number, once nothing unsettled could still put a message before it:
-its time is earlier than the start of every unsettled call and than `now - slack` (a request's
-first byte is seen a little before its head is parsed, and captures are not always in time
-order). Settled calls are retired once no future request can be their child, so memory follows
-concurrency, not length.
+A call is *settled* when every hop's exchange is done; its two messages (the innermost hop's
+request and response) then wait in a heap keyed by first-byte time. A message leaves the heap, and
+gets its number, once nothing unsettled could still put a message before it: its time is earlier
+than the start of every call still *waiting* and than `now - slack` (a request's first byte is
+seen a little before its head is parsed, and captures are not always in time order).
+
+Waiting is bounded. A call still unsettled `max_wait` seconds (capture time) after its first
+byte is *overdue*: it stops holding the others back. Its request is numbered with what is known
+of it (the head, and the body if it was complete), and its response, if one comes, is numbered
+when it is complete, among the messages of that moment. Everything that settles in time keeps
+first-byte order.
+
+Who made a call and for which parent (see `lineage`) is decided when its request is numbered: by
+then every call that started before it is settled or overdue, so OpenStack's own ids in their
+responses can be used. The candidates come from an index of the calls *in progress*: a call enters
+it when its request is numbered (so in start order), and leaves it when the sweep of numbered
+requests passes its end. A call's cost thus follows the calls in flight at its start, not the
+traffic around it or a call that never ends; and a call leaves memory once it is out and swept.
 """
 
 from __future__ import annotations
@@ -23,31 +32,55 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from . import lineage
 from .apiref import SERVICE_TYPES, OperationIndex
-from .flow import Call, Exchange, FlowMessage
+from .flow import Call, Exchange, FlowMessage, Operation, Request
 from .http import ID_HEADER, RequestHead
 from .services import ServiceMap
 from .stats import Stats
 
 SLACK = 2.0  # seconds
+MAX_WAIT = 10.0  # seconds of capture time a call may hold back the calls after it
 SEEN_HOPS = 1 << 16  # exchanges remembered to recognise a copy from another host's capture
 
 
-@dataclass
+@dataclass(eq=False)
 class _Track:
-    """A call while it is open: its hop heads in start order and the exchanges done so far."""
+    """A call from its first request head until it is out and no later request can be its child."""
 
+    key: int  # in creation order
     call: Call
     heads: list[RequestHead]
+    requests: dict[int, Request] = field(default_factory=dict)  # id(head) -> request, when read
     done: dict[int, Exchange] = field(default_factory=dict)  # id(head) -> exchange
     settled: bool = False
-    messages: int = 0  # messages to number: 2, or 1 when no response was captured
+    overdue: bool = False  # numbered before it settled
+    messages: int = 2  # messages to number: 2, or 1 when no response was captured
     emitted: int = 0  # messages numbered so far
+    indexed: bool = False  # among the calls in progress that later calls may be children of
+    end: float = float("inf")  # when it stopped being in progress, once settled
     live_depth: int = 0  # the live view's guess, before the parent is decided
+
+    @property
+    def start(self) -> float:
+        return self.heads[0].ts
+
+    @property
+    def out(self) -> bool:
+        return self.settled and self.emitted == self.messages
+
+
+@dataclass
+class Counters:
+    """What correlation cost, for tests of how it scales (not shown to users)."""
+
+    searches: int = 0  # candidate searches, one per numbered request
+    examined: int = 0  # calls looked at by those searches
+    held: int = 0  # calls in memory now
+    held_peak: int = 0
 
 
 class Correlator:
@@ -62,6 +95,7 @@ class Correlator:
         on_call: Callable[[Call], None],
         slack: float = SLACK,
         on_progress: Callable[[str, Call, int, RequestHead], None] | None = None,
+        max_wait: float = MAX_WAIT,
     ) -> None:
         self.services = services
         self.operations = operations
@@ -71,14 +105,19 @@ class Correlator:
         # a live view: ("request" | "response", call, guessed depth, head of the hop shown)
         self.on_progress = on_progress
         self.slack = slack
-        self.tracks: dict[int, _Track] = {}  # id(head) -> track, for every hop of an open call
-        self.active: dict[int, _Track] = {}  # id(call) -> track, in start order
-        self.unsettled: dict[int, _Track] = {}  # the active calls still waiting for a hop
+        self.max_wait = max_wait
+        self.counters = Counters()
+        self.hops: dict[int, _Track] = {}  # id(head) -> track, for every hop not done yet
+        self.unsettled: dict[int, _Track] = {}  # key -> track, in start order
+        self.waiting: dict[int, _Track] = {}  # the unsettled calls not overdue, in start order
+        self.open_by_callee: dict[str, dict[int, _Track]] = {}  # the unsettled, per callee
         self.by_request_id: dict[str, _Track] = {}
         self.seen_hops: OrderedDict[tuple, None] = OrderedDict()  # recent (id, client, server)
-        self.serving: dict[str, dict[int, _Track]] = {}  # callee -> its active calls, in order
+        self.in_progress: dict[str, dict[int, _Track]] = {}  # callee -> numbered, not swept
+        self.endings: list[tuple[float, int, _Track]] = []  # (end, key) of the settled indexed
         self.ready: list[tuple[float, int, str, _Track]] = []
         self.order = itertools.count()
+        self.keys = itertools.count()
         self.numbers = itertools.count(1)
         self.synthetic_ids = itertools.count(1)
         self.now = float("-inf")
@@ -101,15 +140,18 @@ class Correlator:
             track = self._new_call(head)
         else:
             track.heads.append(head)
-            track.call.hops.append(None)  # placeholder until the exchange is done
-        self.tracks[id(head)] = track
+        self.hops[id(head)] = track
+
+    def request_done(self, head: RequestHead, request: Request) -> None:
+        track = self.hops.get(id(head))
+        if track is not None:  # kept in case the call is numbered before its response
+            track.requests[id(head)] = request
 
     def exchange_done(self, head: RequestHead, exchange: Exchange) -> None:
-        track = self.tracks.pop(id(head), None)
+        track = self.hops.pop(id(head), None)
         if track is None:
             return
         track.done[id(head)] = exchange
-        track.call.hops[track.heads.index(head)] = exchange
         if len(track.done) == len(track.heads):
             self._settle(track)
         end = exchange.response.end_ts if exchange.response else exchange.request.end_ts
@@ -130,11 +172,10 @@ class Correlator:
         if not (head.header("x-forwarded-for") or head.header("x-forwarded-host")):
             return None
         path = head.target.split("?", 1)[0]
-        for track in reversed(self.active.values()):
+        for track in reversed(self.unsettled.values()):
             front = track.heads[0]
             if (
-                not track.settled
-                and len(track.heads) == 1
+                len(track.heads) == 1
                 and front.method == head.method
                 and front.target.split("?", 1)[0].endswith(path)
                 and front.server[1] in self.services.front_door_ports
@@ -151,14 +192,15 @@ class Correlator:
             id=request_id or "",  # without one, numbered in request order when emitted
             caller="",  # named with its parent, when its request is numbered
             callee=callee,
-            hops=[None],
+            hops=[],  # filled when it settles, or is numbered overdue
         )
-        track = _Track(call, [head])
-        self.active[id(call)] = track
-        self.unsettled[id(call)] = track
-        self.serving.setdefault(callee, {})[id(call)] = track
+        track = _Track(next(self.keys), call, [head])
+        self.unsettled[track.key] = track
+        self.waiting[track.key] = track
+        self.open_by_callee.setdefault(callee, {})[track.key] = track
         if request_id:
             self.by_request_id[request_id] = track
+        self._hold(1)
         if self.on_progress is not None:
             self._show_started(track)
         return track
@@ -174,99 +216,184 @@ class Correlator:
             or self.services.agent_product(agent)
             or head.client[0]
         )
-        for other in reversed(self.serving.get(call.caller, {}).values()):
-            if other is not track and other.heads[0].ts <= head.ts and not other.settled:
+        for other in reversed(self.open_by_callee.get(call.caller, {}).values()):
+            if other is not track and other.start <= head.ts:
                 track.live_depth = other.live_depth + 1
                 break
         self.on_progress("request", call, track.live_depth, head)
 
-    def _candidates(self, track: _Track) -> list[Call]:
-        """Settled calls that were in progress when this call's first byte was seen."""
-        start = track.heads[0].ts
-        declared = lineage.declared_caller(track.heads[0])
-        pool = self.serving.get(declared, {}) if declared else self.active
-        found = []
-        for other in pool.values():
-            if other is track or not other.settled or other.heads[0].ts >= start:
-                continue
-            end = other.call.end
-            if end is None or end >= start:
-                found.append(other.call)
-        return found
-
-    def _name(self, track: _Track) -> None:
-        """Caller, parent and depth, decided once every call that started earlier is settled."""
-        call = track.call
-        call.caller, call.parent = lineage.resolve(
-            track.heads[0], self._candidates(track), self.services
-        )
-        call.depth = call.parent.depth + 1 if call.parent else 0
-
-    # -- settling and numbering --------------------------------------------------------------
+    # -- settling ----------------------------------------------------------------------------
 
     def _settle(self, track: _Track) -> None:
         track.settled = True
-        del self.unsettled[id(track.call)]
         call = track.call
+        del self.unsettled[track.key]
+        self.waiting.pop(track.key, None)
+        serving = self.open_by_callee[call.callee]
+        del serving[track.key]
+        if not serving:
+            del self.open_by_callee[call.callee]
+        call.hops = [track.done[id(head)] for head in track.heads]
+        track.requests.clear()
         self.stats.count("calls")
         if not call.complete:
             self.stats.count("incomplete_calls")
-        request = call.request
-        if call.response is not None and request.path.endswith("/auth/tokens"):
+        if call.response is not None and call.request.path.endswith("/auth/tokens"):
             self.services.catalog.learn(call.response.body)  # names the callees from here on
-        call.operation = self.operations.match(
-            SERVICE_TYPES.get(call.callee), request.method, request.path, request.body.data
-        )
+        track.end = call.end if call.end is not None else self.now
+        if track.indexed:
+            heapq.heappush(self.endings, (track.end, track.key, track))
+        if not track.overdue:  # (an overdue call's was matched when it was numbered)
+            call.operation = self._operation(call)
         if self.on_progress is not None:
             self.on_progress("response", call, track.live_depth, track.heads[-1])
-        heapq.heappush(self.ready, (call.request.ts, next(self.order), "request", track))
-        track.messages = 1
+        if track.overdue:
+            self._settle_overdue(track)
+            return
+        self._queue("request", call.request.ts, track)
         if call.response is not None:
-            heapq.heappush(self.ready, (call.response.ts, next(self.order), "response", track))
-            track.messages = 2
+            self._queue("response", call.response.ts, track)
+        else:
+            track.messages = 1
+
+    def _settle_overdue(self, track: _Track) -> None:
+        """The rest of a call numbered early: its response, numbered now that it is complete."""
+        call = track.call
+        call.revision += 1  # its hops changed since its request was shown
+        if call.response is not None:
+            self._queue("response", call.response.end_ts, track)
+            return
+        track.messages = 1
+        if track.out:
+            self._out(track)
+
+    def _operation(self, call: Call) -> Operation | None:
+        request = call.request
+        return self.operations.match(
+            SERVICE_TYPES.get(call.callee), request.method, request.path, request.body.data
+        )
+
+    def _queue(self, kind: str, ts: float, track: _Track) -> None:
+        heapq.heappush(self.ready, (ts, next(self.order), kind, track))
+
+    # -- waiting, numbering ------------------------------------------------------------------
 
     def advance(self, now: float, final: bool = False) -> None:
-        """Number and emit every message that nothing unsettled can precede any more."""
+        """Number and emit every message that nothing waiting can precede any more."""
         self.now = max(self.now, now)
-        limit = float("inf") if final else self.now - self.slack
-        if self.unsettled:  # in start order: the first one bounds the rest
-            limit = min(limit, next(iter(self.unsettled.values())).heads[0].ts)
-        while self.ready and (final or self.ready[0][0] < limit):
-            _, _, kind, track = heapq.heappop(self.ready)
+        if final:
+            limit = float("inf")
+        else:
+            self._release(self.now - self.max_wait)
+            limit = self.now - self.slack
+            if self.waiting:  # in start order: the first one bounds the rest
+                limit = min(limit, next(iter(self.waiting.values())).start)
+        ready = self.ready
+        while ready and ready[0][0] < limit:
+            _, _, kind, track = heapq.heappop(ready)
             self._emit(kind, track)
-        self._retire(limit)
+
+    def _release(self, before: float) -> None:
+        """Stop waiting for the calls that started before `before` and are still unsettled."""
+        waiting = self.waiting
+        while waiting:
+            track = next(iter(waiting.values()))
+            if track.start >= before:
+                return
+            del waiting[track.key]
+            track.overdue = True
+            self.stats.count("overdue_calls")
+            call = track.call
+            call.note = f"no response within {self.max_wait:g} s"
+            call.hops = [self._so_far(track, head) for head in track.heads]
+            call.operation = self._operation(call)
+            self._queue("request", track.start, track)
+
+    @staticmethod
+    def _so_far(track: _Track, head: RequestHead) -> Exchange:
+        """A hop as far as it was read: the request (or its head alone) and any response."""
+        done = track.done.get(id(head))
+        if done is not None:
+            return done
+        request = track.requests.get(id(head)) or head.bare_request()
+        return Exchange(head.client, head.server, request, None)
 
     def _emit(self, kind: str, track: _Track) -> None:
         call = track.call
         if kind == "request":
             if not call.id:
                 call.id = f"~{next(self.synthetic_ids)}"
-            self._name(track)
+            self._sweep(track.start)
+            call.caller, call.parent = lineage.resolve(
+                track.heads[0], self._candidates(track), self.services
+            )
+            call.depth = call.parent.depth + 1 if call.parent else 0
+            self._index(track)
         call.numbers.append(next(self.numbers))
         self.on_message(FlowMessage(call.numbers[-1], kind, call))
         track.emitted += 1
-        if track.emitted == track.messages:
-            self.on_call(call)
+        if track.out:
+            self._out(track)
 
-    def _retire(self, limit: float) -> None:
-        """Forget settled, fully emitted calls that ended before any request still to come."""
-        active = self.active
-        while active:
-            key = next(iter(active))
-            track = active[key]
-            if not track.settled or track.emitted < track.messages:
-                return
-            call = track.call
-            if (call.end or call.start) >= limit:
-                return  # the oldest call may still get children; later ones wait behind it
-            del active[key]
-            serving = self.serving[call.callee]
-            del serving[key]
+    def _out(self, track: _Track) -> None:
+        self.on_call(track.call)
+        if not track.indexed:
+            self._forget(track)
+
+    # -- the calls in progress ---------------------------------------------------------------
+
+    def _candidates(self, track: _Track) -> list[Call]:
+        """The calls in progress when this call's first byte was seen (started before it, not
+        ended): among those its declared caller serves, if it has one."""
+        start = track.start
+        declared = lineage.declared_caller(track.heads[0])
+        pools: Iterable[dict[int, _Track]] = (
+            (self.in_progress.get(declared, {}),) if declared else self.in_progress.values()
+        )
+        counters = self.counters
+        counters.searches += 1
+        found = []
+        for pool in pools:
+            counters.examined += len(pool)
+            found += [other.call for other in pool.values() if other.start < start]
+        return found
+
+    def _index(self, track: _Track) -> None:
+        track.indexed = True
+        self.in_progress.setdefault(track.call.callee, {})[track.key] = track
+        if track.settled:
+            heapq.heappush(self.endings, (track.end, track.key, track))
+
+    def _sweep(self, start: float) -> None:
+        """Drop from the index every call that ended before `start`: no call numbered from now
+        on can be its child."""
+        endings = self.endings
+        while endings and endings[0][0] < start:
+            _, _, track = heapq.heappop(endings)
+            callee = track.call.callee
+            serving = self.in_progress[callee]
+            del serving[track.key]
             if not serving:
-                del self.serving[call.callee]
-            if self.by_request_id.get(call.id) is track:
-                del self.by_request_id[call.id]
+                del self.in_progress[callee]
+            track.indexed = False
+            if track.out:
+                self._forget(track)
+
+    def _forget(self, track: _Track) -> None:
+        if self.by_request_id.get(track.call.id) is track:
+            del self.by_request_id[track.call.id]
+        self._hold(-1)
+
+    def _hold(self, change: int) -> None:
+        counters = self.counters
+        counters.held += change
+        counters.held_peak = max(counters.held_peak, counters.held)
 
     def flush(self) -> None:
-        """End of input: settle what can be, and emit everything."""
+        """End of input: settle what is left as it is, and emit everything."""
+        for track in list(self.unsettled.values()):
+            for head in track.heads:
+                track.done.setdefault(id(head), self._so_far(track, head))
+            self._settle(track)
+        self.hops.clear()
         self.advance(self.now, final=True)

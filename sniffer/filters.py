@@ -128,6 +128,8 @@ class SelectingSink(FanOut):
         view = self.views.get(id(call))
         if view is None:
             return
+        if view.revision != call.revision:  # its hops changed since its request was shown
+            view = self.views[id(call)] = replace(call, numbers=view.numbers)
         self.number += 1
         view.numbers.append(self.number)
         super().message(FlowMessage(self.number, message.kind, view))

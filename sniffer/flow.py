@@ -116,6 +116,10 @@ class Call:
     depth: int = 0
     operation: Operation | None = None
     numbers: list[int] = field(default_factory=list)  # request and response message numbers
+    note: str = ""  # what the correlator could not wait for ("no response within 10 s")
+    # bumped when hops already shown change: a call numbered before its response (see
+    # `correlate`); sinks that keep a copy of a call from its first message make it anew
+    revision: int = 0
 
     @property
     def hop(self) -> Exchange:

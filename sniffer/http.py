@@ -64,9 +64,16 @@ class RequestHead:
     def header(self, name: str) -> str | None:
         return header(self.headers, name)
 
+    def bare_request(self) -> Request:
+        """The request as far as its head: no body, incomplete."""
+        return Request(
+            self.method, self.target, self.version, self.headers, EMPTY, self.ts, self.ts, False
+        )
+
 
 class ExchangeConsumer(Protocol):
     def request_started(self, head: RequestHead) -> None: ...
+    def request_done(self, head: RequestHead, request: Request) -> None: ...
     def exchange_done(self, head: RequestHead, exchange: Exchange) -> None: ...
 
 
@@ -454,6 +461,7 @@ class HttpConnection:
         for pending in self.pending:
             if pending.head is head:
                 pending.request = request
+                self.consumer.request_done(head, request)
                 break
 
     def _next_response_cycle(self, parser: Framer) -> None:
@@ -532,13 +540,8 @@ class HttpConnection:
         direction.start = None
 
     def _finish(self, pending: _Pending, response: Response | None) -> None:
-        request = pending.request
-        if request is None:  # the request itself never completed
-            head = pending.head
-            request = Request(
-                head.method, head.target, head.version, head.headers, EMPTY, head.ts, head.ts, False
-            )
         head = pending.head
+        request = pending.request or head.bare_request()  # or the request never completed
         self.consumer.exchange_done(head, Exchange(head.client, head.server, request, response))
 
     def _endpoints(self) -> tuple[Endpoint, Endpoint]:

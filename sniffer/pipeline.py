@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from . import redact
 from .apiref import OperationIndex
-from .correlate import SLACK, Correlator
+from .correlate import MAX_WAIT, SLACK, Correlator
 from .decode import Undecodable, decode
 from .filters import SelectingSink, Selection
 from .flow import Call
@@ -29,6 +29,7 @@ class Options:
     services: ServiceMap | None = None
     show_secrets: bool = False
     slack: float = SLACK  # seconds a message waits for earlier ones still being parsed
+    max_wait: float = MAX_WAIT  # seconds an unanswered call holds back the calls after it
     owners: SocketOwners | None = None  # live: name the processes behind each connection
     progress: Callable[[str, Call, int, RequestHead], None] | None = None  # live view
     selection: Selection | None = None  # which calls the outputs show
@@ -58,6 +59,7 @@ class Pipeline:
             out.call,
             options.slack,
             options.progress,
+            options.max_wait,
         )
         max_body, owners = options.max_body, options.owners
 

@@ -35,6 +35,7 @@ class Stats:
     late_hops: int = 0  # hops of a call that had already ended: a separate call
     calls: int = 0
     incomplete_calls: int = 0
+    overdue_calls: int = 0  # unanswered after --max-wait: numbered without waiting for the answer
 
     def count(self, name: str, n: int = 1) -> None:
         setattr(self, name, getattr(self, name) + n)

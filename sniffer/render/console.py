@@ -20,7 +20,9 @@ def line(message: FlowMessage, templates: bool = False) -> str:
         text = f"{indent}{call.caller} ← {call.callee}  {title(message, templates)}"
         if call.duration is not None:
             text += f"  ({call.duration * 1000:.1f} ms)"
-    if (message.is_request and not call.request.complete) or (
+    if message.is_request and call.note:
+        text += f"  [{call.note}]"
+    elif (message.is_request and not call.request.complete) or (
         not message.is_request and not call.response.complete
     ):
         text += "  [incomplete]"

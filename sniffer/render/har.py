@@ -72,6 +72,8 @@ def entry(call: Call) -> dict:
         "_hops": hop_records(call),
         "_incomplete": not call.complete,
     }
+    if call.note:
+        record["comment"] = call.note
     if request.body.size:
         content = _text(request.body, request.headers)
         record["request"]["postData"] = {

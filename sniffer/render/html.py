@@ -57,6 +57,7 @@ def _call_record(call: Call) -> dict:
         if call.operation
         else None,
         "incomplete": not call.complete,
+        "note": call.note,
     }
 
 
@@ -150,6 +151,7 @@ function show(n) {
   details.append(text("h2", `(${message.n}) ${message.title}`));
   details.append(text("p", message.kind === "request" ? `${call.caller} → ${call.callee}`
                                                       : `${call.caller} ← ${call.callee}`));
+  if (call.note) details.append(text("p", `Note: ${call.note}`));
   if (call.operation) { const a = document.createElement("a"); a.href = call.operation.url;
     a.textContent = call.operation.title; const p = text("p", "API reference: "); p.append(a);
     details.append(p); }

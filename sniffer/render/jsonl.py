@@ -102,6 +102,7 @@ def call_record(call: Call) -> dict:
         if response
         else None,
         "incomplete": not call.complete,
+        "note": call.note or None,
     }
 
 

@@ -13,6 +13,8 @@ def entry(message: FlowMessage) -> tuple[bytes, ...]:
     request = call.request
     if message.is_request:
         first = f"### ({call.caller}) REQ >>> ({call.callee}) : {request.method} {url(call)}"
+        if call.note:
+            first += f"  ({call.note})"
     else:
         response = call.response
         first = (

@@ -17,6 +17,10 @@ from .text import body_block, header_lines, parts, title
 INDENT = "    "
 BODY_INDENT = b"\n" + INDENT.encode()
 BODY_END = BODY_INDENT + b"```\n\n"
+OVERDUE = {  # what the number of a message of an overdue call means (see `correlate`)
+    "request": "Numbered without waiting for the response, so as not to hold back the rest.",
+    "response": "Numbered when it was complete, after messages that began later.",
+}
 
 
 def section(message: FlowMessage, label: str, templates: bool = False) -> tuple[bytes, ...]:
@@ -27,6 +31,8 @@ def section(message: FlowMessage, label: str, templates: bool = False) -> tuple[
     arrow = "-->" if message.is_request else "<--"
     lines = ["", f"### ({message.number}) {heading}"]
     lines += [f"`{call.caller}` {arrow} `{call.callee}`", ""]
+    if call.note:
+        lines += [f'!!! warning "{call.note}"', INDENT + OVERDUE[message.kind], ""]
     if message.is_request and call.operation is not None:
         operation = call.operation
         lines += [f'!!! reference "{label}"', f"{INDENT}[{operation.title}]({operation.url})", ""]

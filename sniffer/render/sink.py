@@ -69,7 +69,7 @@ class MaskedCopies:
 
     def of(self, call: Call) -> Call:
         copy = self.copies.get(id(call))
-        if copy is None:
+        if copy is None or copy.revision != call.revision:
             copy = self.copies[id(call)] = self.mask(call)
         return copy
 

@@ -54,7 +54,17 @@ def stub(call: Call | None) -> Call | None:
 def portable(call: Call) -> Call:
     """A call as it crosses: its parent a stub, its message numbers filled in over there."""
     hops, parent = call.hops, stub(call.parent)
-    return Call(call.id, call.caller, call.callee, hops, parent, call.depth, call.operation)
+    return Call(
+        call.id,
+        call.caller,
+        call.callee,
+        hops,
+        parent,
+        call.depth,
+        call.operation,
+        note=call.note,
+        revision=call.revision,
+    )
 
 
 def _size(call: Call) -> int:
@@ -94,7 +104,8 @@ class WorkerSink(Sink):
         # of waiting for events forever
         atexit.register(self._hang_up)
         self._result()  # "ready", or why the files could not be opened
-        self.keys: dict[int, int] = {}  # id(call) -> its key, from its first message to its end
+        # id(call) -> its key and the revision that crossed, from its first message to its end
+        self.keys: dict[int, tuple[int, int]] = {}
         self.next_key = count()
         self.batch: list[tuple] = []
         self.batch_bytes = 0
@@ -116,10 +127,12 @@ class WorkerSink(Sink):
     def message(self, message: FlowMessage) -> None:
         call = message.call
         shown = self._view(call) if self.helping else call
-        key = self.keys.get(id(call))
+        key, revision = self.keys.get(id(call), (None, None))
         crossing = None
-        if key is None:
-            key = self.keys[id(call)] = next(self.next_key)
+        if key is None or revision != call.revision:  # new, or its hops changed since
+            if key is None:
+                key = next(self.next_key)
+            self.keys[id(call)] = (key, call.revision)
             crossing = portable(shown)
             self.batch_bytes += _size(call)
         block = None
@@ -132,7 +145,7 @@ class WorkerSink(Sink):
     def call(self, call: Call) -> None:
         if self.masked is not None:
             self.masked.drop(call)
-        self._queue((CALL, self.keys.pop(id(call))))
+        self._queue((CALL, self.keys.pop(id(call))[0]))
 
     def _view(self, call: Call) -> Call:
         """The call as the sinks show it (masked), for its display to be prepared here."""
@@ -270,8 +283,10 @@ def _serve(
             for event in batch:
                 if event[0] == MESSAGE:
                     _, key, number, kind, crossing, masked, block = event
-                    if crossing is not None:
+                    if crossing is not None:  # new, or crossing again with its hops changed
                         shown = crossing if masked or mask is None else mask(crossing)
+                        if key in calls:
+                            shown.numbers = calls[key].numbers
                         calls[key] = shown
                     call = calls[key]
                     call.numbers.append(number)
