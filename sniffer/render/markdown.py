@@ -21,6 +21,7 @@ OVERDUE = {  # what the number of a message of an overdue call means (see `corre
     "request": "Numbered without waiting for the response, so as not to hold back the rest.",
     "response": "Numbered when it was complete, after messages that began later.",
 }
+STILL_SENDING = "The request was still being sent then: its body is not shown here."
 
 
 def section(message: FlowMessage, label: str, templates: bool = False) -> tuple[bytes, ...]:
@@ -32,7 +33,10 @@ def section(message: FlowMessage, label: str, templates: bool = False) -> tuple[
     lines = ["", f"### ({message.number}) {heading}"]
     lines += [f"`{call.caller}` {arrow} `{call.callee}`", ""]
     if call.note:
-        lines += [f'!!! warning "{call.note}"', INDENT + OVERDUE[message.kind], ""]
+        text = OVERDUE[message.kind]
+        if message.is_request and not call.request.complete:
+            text += " " + STILL_SENDING
+        lines += [f'!!! warning "{call.note}"', INDENT + text, ""]
     if message.is_request and call.operation is not None:
         operation = call.operation
         lines += [f'!!! reference "{label}"', f"{INDENT}[{operation.title}]({operation.url})", ""]
