@@ -90,11 +90,18 @@ class OperationIndex:
     def match(
         self, service_type: str | None, method: str, path: str, body: bytes = b""
     ) -> Operation | None:
-        candidates = self.table.get((service_type or "", method), ())
+        operations = self._operations(service_type or "", method, path)
+        return _likeliest(operations, body) if operations else None
+
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 - one index per process, never freed
+    def _operations(self, service_type: str, method: str, path: str) -> list[Operation] | None:
+        """The operations of the most literal template the path matches (token validations,
+        most of a control plane's calls, repeat one path)."""
+        candidates = self.table.get((service_type, method), ())
         for variant in variants(path):
             for pattern, operations in candidates:
                 if pattern.fullmatch(variant):
-                    return _likeliest(operations, body)
+                    return operations
         return None
 
 

@@ -43,6 +43,7 @@ class Catalog:
 
     def __init__(self) -> None:
         self.endpoints: dict[tuple[str, int, str], str] = {}
+        self.last: object = None  # the catalog read last: every token validation repeats it
 
     def learn(self, body: Body) -> bool:
         """Read a token response's catalog, if it has one; whether it had."""
@@ -53,6 +54,10 @@ class Catalog:
             token = parse(data.decode("utf-8")).get("token", {})
         except (ValueError, AttributeError, UnicodeDecodeError):
             return False
+        catalog = token.get("catalog") if isinstance(token, dict) else None
+        if catalog == self.last:
+            return True
+        self.last = catalog
         for name, url in _endpoints(token):
             try:
                 port = url.port or DEFAULT_PORTS.get(url.scheme, 80)

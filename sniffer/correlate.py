@@ -61,6 +61,7 @@ class _Track:
     messages: int = 2  # messages to number: 2, or 1 when no response was captured
     emitted: int = 0  # messages numbered so far
     indexed: bool = False  # among the calls in progress that later calls may be children of
+    candidate: lineage.Candidate | None = None  # as it is indexed: its keys, read once
     end: float = float("inf")  # when it stopped being in progress, once settled
     live_depth: int = 0  # the live view's guess, before the parent is decided
 
@@ -260,6 +261,8 @@ class Correlator:
         """The rest of a call numbered early: its response, numbered now that it is complete."""
         call = track.call
         call.revision += 1  # its hops changed since its request was shown
+        if track.indexed:  # its response's ids, for the calls that start from now on
+            track.candidate = lineage.Candidate.of(call)
         if call.response is not None:
             self._queue("response", call.response.end_ts, track)
             return
@@ -342,7 +345,7 @@ class Correlator:
 
     # -- the calls in progress ---------------------------------------------------------------
 
-    def _candidates(self, track: _Track) -> list[Call]:
+    def _candidates(self, track: _Track) -> list[lineage.Candidate]:
         """The calls in progress when this call's first byte was seen (started before it, not
         ended): among those its declared caller serves, if it has one."""
         start = track.start
@@ -355,11 +358,12 @@ class Correlator:
         found = []
         for pool in pools:
             counters.examined += len(pool)
-            found += [other.call for other in pool.values() if other.start < start]
+            found += [other.candidate for other in pool.values() if other.start < start]
         return found
 
     def _index(self, track: _Track) -> None:
         track.indexed = True
+        track.candidate = lineage.Candidate.of(track.call)
         self.in_progress.setdefault(track.call.callee, {})[track.key] = track
         if track.settled:
             heapq.heappush(self.endings, (track.end, track.key, track))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from .flow import EMPTY, Body, Endpoint, Exchange, Headers, Request, Response, header
@@ -60,9 +60,16 @@ class RequestHead:
     ts: float
     client_name: str | None = None  # the processes owning the two sockets, when known (live)
     server_name: str | None = None
+    # the first value of each header by lower-case name, made at the first lookup: naming and
+    # nesting a call looks up a dozen headers
+    _index: dict[str, str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def header(self, name: str) -> str | None:
-        return header(self.headers, name)
+        index = self._index
+        if index is None:
+            index = {key.lower(): value for key, value in reversed(self.headers)}
+            object.__setattr__(self, "_index", index)
+        return index.get(name.lower())
 
     def bare_request(self) -> Request:
         """The request as far as its head: no body, incomplete."""

@@ -25,6 +25,7 @@ caller. Without either:
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from .flow import Call
 from .http import RequestHead
@@ -45,25 +46,40 @@ def global_ids(call: Call) -> set[str]:
     return ids
 
 
-def link_score(child: RequestHead, parent: Call) -> int:
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A call in progress as a possible parent, with the keys a child may share with it (read
+    once: a call is a candidate for each call it makes, and for those of its callee's peers)."""
+
+    call: Call
+    tokens: frozenset[str]  # the X-Auth-Token of each of its hops
+    ids: frozenset[str]  # its global_ids
+
+    @classmethod
+    def of(cls, call: Call) -> Candidate:
+        tokens = (hop.request.header("x-auth-token") for hop in call.hops)
+        return cls(call, frozenset(token for token in tokens if token), frozenset(global_ids(call)))
+
+
+def link_score(child: RequestHead, parent: Candidate) -> int:
     """How strongly OpenStack's own headers tie a request to a call that may have made it."""
     score = 0
     subject = child.header("x-subject-token")
-    if subject and any(hop.request.header("x-auth-token") == subject for hop in parent.hops):
+    if subject and subject in parent.tokens:
         score += 1
     request_id = child.header("x-openstack-request-id")
-    if request_id and request_id in global_ids(parent):
+    if request_id and request_id in parent.ids:
         score += 2
     return score
 
 
-def _best(child: RequestHead, candidates: Iterable[Call]) -> tuple[int, Call] | None:
+def _best(child: RequestHead, candidates: Iterable[Candidate]) -> tuple[int, Call] | None:
     """The candidate with the strongest link, the innermost (latest start) among equals."""
     best = None
     for candidate in candidates:
-        key = (link_score(child, candidate), candidate.start)
+        key = (link_score(child, candidate), candidate.call.start)
         if best is None or key > best[0]:
-            best = (key, candidate)
+            best = (key, candidate.call)
     return (best[0][0], best[1]) if best else None
 
 
@@ -74,20 +90,20 @@ def declared_caller(child: RequestHead) -> str | None:
 
 
 def resolve(
-    child: RequestHead, candidates: list[Call], services: ServiceMap
+    child: RequestHead, candidates: list[Candidate], services: ServiceMap
 ) -> tuple[str, Call | None]:
     """(caller, parent) of a call, given the calls in progress when it started."""
     caller = declared_caller(child)
     if caller:
-        best = _best(child, (c for c in candidates if c.callee == caller))
+        best = _best(child, (c for c in candidates if c.call.callee == caller))
         return caller, best[1] if best else None
     best = _best(child, candidates)
     if best is not None and best[0] > 0:
         return best[1].callee, best[1]
     named = services.agent(child.header("user-agent"))
     if named is not None:
-        served = _best(child, (c for c in candidates if c.callee == named))
+        served = _best(child, (c for c in candidates if c.call.callee == named))
         return named, served[1] if served else None
     if len(candidates) == 1:
-        return candidates[0].callee, candidates[0]
+        return candidates[0].call.callee, candidates[0].call
     return services.agent_product(child.header("user-agent")) or child.client[0], None

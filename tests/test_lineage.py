@@ -28,13 +28,17 @@ def served(callee: str, start: float, end: float, request=(), response=()) -> Ca
 SERVICES = ServiceMap()
 
 
+def resolve(child: RequestHead, calls: list[Call]) -> tuple[str, Call | None]:
+    return lineage.resolve(child, [lineage.Candidate.of(call) for call in calls], SERVICES)
+
+
 def test_subject_token_beats_containment():
     outer = served("glance-api", 1.0, 9.0, request=[("X-Auth-Token", "alice")])
     inner = served("glance-api", 2.0, 9.0, request=[("X-Auth-Token", "bob")])
     child = head(3.0, ("X-Subject-Token", "alice"), ("X-Requestshook-Request-From", "glance-api"))
-    assert lineage.resolve(child, [outer, inner], SERVICES) == ("glance-api", outer)
+    assert resolve(child, [outer, inner]) == ("glance-api", outer)
     plain = head(3.0, ("X-Requestshook-Request-From", "glance-api"))
-    assert lineage.resolve(plain, [outer, inner], SERVICES) == ("glance-api", inner)
+    assert resolve(plain, [outer, inner]) == ("glance-api", inner)
 
 
 def test_global_request_id_beats_token_and_containment():
@@ -49,25 +53,25 @@ def test_global_request_id_beats_token_and_containment():
         "nova-api", 2.0, 9.0, request=[("X-Auth-Token", "t"), ("X-OpenStack-Request-ID", "req-0")]
     )
     by_local = head(3.0, ("X-OpenStack-Request-ID", "req-1"), ("X-Subject-Token", "t"))
-    assert lineage.resolve(by_local, [first, second], SERVICES) == ("nova-api", first)
+    assert resolve(by_local, [first, second]) == ("nova-api", first)
     by_global = head(3.0, ("X-OpenStack-Request-ID", "req-0"))
-    assert lineage.resolve(by_global, [first, second], SERVICES) == ("nova-api", second)
+    assert resolve(by_global, [first, second]) == ("nova-api", second)
 
 
 def test_user_agents_without_the_hook():
     busy = served("nova-api", 1.0, 9.0)
     cli = head(2.0, ("User-Agent", "openstacksdk/0.101.0 keystoneauth1/5.0.0"))
-    assert lineage.resolve(cli, [busy], SERVICES) == ("openstack", None)
+    assert resolve(cli, [busy]) == ("openstack", None)
     compute = head(2.0, ("User-Agent", "nova-compute keystoneauth1/5.0.0"))
-    assert lineage.resolve(compute, [busy], SERVICES) == ("nova-compute", None)
+    assert resolve(compute, [busy]) == ("nova-compute", None)
 
 
 def test_containment_only_when_unambiguous():
     one = served("glance-api", 1.0, 9.0)
     other = served("neutron-server", 1.5, 9.0)
     generic = head(2.0, ("User-Agent", "python-keystoneclient"))
-    assert lineage.resolve(generic, [one], SERVICES) == ("glance-api", one)
-    assert lineage.resolve(generic, [one, other], SERVICES) == ("python-keystoneclient", None)
+    assert resolve(generic, [one]) == ("glance-api", one)
+    assert resolve(generic, [one, other]) == ("python-keystoneclient", None)
 
 
 @pytest.mark.parametrize("hook", ["", "-nohook"], ids=["hook", "no-hook"])
