@@ -117,8 +117,9 @@ class Correlator:
         self.in_progress: dict[str, dict[int, _Track]] = {}  # callee -> numbered, not swept
         self.endings: list[tuple[float, int, _Track]] = []  # (end, key) of the settled indexed
         self.ready: list[tuple[float, int, str, _Track]] = []
+        # one count for the calls' keys (their request heads, as parsed) and the responses (as
+        # completed): on a tie of first-byte times, messages go in the order they were seen
         self.order = itertools.count()
-        self.keys = itertools.count()
         self.numbers = itertools.count(1)
         self.synthetic_ids = itertools.count(1)
         self.now = float("-inf")
@@ -195,7 +196,7 @@ class Correlator:
             callee=callee,
             hops=[],  # filled when it settles, or is numbered overdue
         )
-        track = _Track(next(self.keys), call, [head])
+        track = _Track(next(self.order), call, [head])
         self.unsettled[track.key] = track
         self.waiting[track.key] = track
         self.open_by_callee.setdefault(callee, {})[track.key] = track
@@ -251,9 +252,9 @@ class Correlator:
         if track.overdue:
             self._settle_overdue(track)
             return
-        self._queue("request", call.request.ts, track)
+        self._queue("request", track)
         if call.response is not None:
-            self._queue("response", call.response.ts, track)
+            self._queue("response", track, call.response.ts)
         else:
             track.messages = 1
 
@@ -264,7 +265,7 @@ class Correlator:
         if track.indexed:  # its response's ids, for the calls that start from now on
             track.candidate = lineage.Candidate.of(call)
         if call.response is not None:
-            self._queue("response", call.response.end_ts, track)
+            self._queue("response", track, call.response.end_ts)
             return
         track.messages = 1
         if track.out:
@@ -276,8 +277,13 @@ class Correlator:
             SERVICE_TYPES.get(call.callee), request.method, request.path, request.body.data
         )
 
-    def _queue(self, kind: str, ts: float, track: _Track) -> None:
-        heapq.heappush(self.ready, (ts, next(self.order), kind, track))
+    def _queue(self, kind: str, track: _Track, ts: float | None = None) -> None:
+        """Ready to be numbered: a request at its call's start, a response at `ts`."""
+        if ts is None:
+            entry = (track.start, track.key, kind, track)
+        else:
+            entry = (ts, next(self.order), kind, track)
+        heapq.heappush(self.ready, entry)
 
     # -- waiting, numbering ------------------------------------------------------------------
 
@@ -310,7 +316,7 @@ class Correlator:
             call.note = f"no response within {self.max_wait:g} s"
             call.hops = [self._so_far(track, head) for head in track.heads]
             call.operation = self._operation(call)
-            self._queue("request", track.start, track)
+            self._queue("request", track)
 
     @staticmethod
     def _so_far(track: _Track, head: RequestHead) -> Exchange:
@@ -346,9 +352,11 @@ class Correlator:
     # -- the calls in progress ---------------------------------------------------------------
 
     def _candidates(self, track: _Track) -> list[lineage.Candidate]:
-        """The calls in progress when this call's first byte was seen (started before it, not
-        ended): among those its declared caller serves, if it has one."""
-        start = track.start
+        """The calls in progress when this call's first byte was seen (numbered before it, not
+        ended): among those its declared caller serves, if it has one. Of a call that started at
+        the same time (a capture's clock ticks in microseconds), only if it came from another
+        client: requests pipelined on one connection are not each other's children."""
+        start, client = track.start, track.heads[0].client
         declared = lineage.declared_caller(track.heads[0])
         pools: Iterable[dict[int, _Track]] = (
             (self.in_progress.get(declared, {}),) if declared else self.in_progress.values()
@@ -358,7 +366,11 @@ class Correlator:
         found = []
         for pool in pools:
             counters.examined += len(pool)
-            found += [other.candidate for other in pool.values() if other.start < start]
+            found += [
+                other.candidate
+                for other in pool.values()
+                if other.start < start or (other.start == start and other.heads[0].client != client)
+            ]
         return found
 
     def _index(self, track: _Track) -> None:

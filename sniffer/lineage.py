@@ -74,11 +74,12 @@ def link_score(child: RequestHead, parent: Candidate) -> int:
 
 
 def _best(child: RequestHead, candidates: Iterable[Candidate]) -> tuple[int, Call] | None:
-    """The candidate with the strongest link, the innermost (latest start) among equals."""
+    """The candidate with the strongest link, the innermost (latest start; of equal starts, the
+    last given) among equals."""
     best = None
     for candidate in candidates:
         key = (link_score(child, candidate), candidate.call.start)
-        if best is None or key > best[0]:
+        if best is None or key >= best[0]:
             best = (key, candidate.call)
     return (best[0][0], best[1]) if best else None
 
