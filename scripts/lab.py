@@ -178,7 +178,7 @@ class Builder:
             incoming = parent.global_id
         call.global_id = incoming or call.local_id
         call.token = (
-            self.token("user")
+            self.token(spec.get("user", "user"))  # each CLI user has a token of their own
             if parent is None and caller == "openstack"
             else (parent.token if parent is not None else self.token(caller))
         )
@@ -201,7 +201,7 @@ class Builder:
     def request_headers(self, call: Call, body: bytes, chunk: int | None) -> list[list[str]]:
         host = PUBLIC_HOST if call.address == FRONT_DOOR else f"{PUBLIC_HOST}:{call.address[1]}"
         validating = call.method == "GET" and call.path.endswith("/v3/auth/tokens") and call.parent
-        agent = (
+        agent = call.spec.get("user_agent") or (  # the client library's, where the spec says
             TOKEN_CHECK if validating else USER_AGENTS.get(call.caller, "python-requests/2.28.1")
         )
         headers = [
@@ -363,33 +363,27 @@ def interleave(
         positions[pick] += 1
 
 
-class Lab:
-    def __init__(self, scenario: dict, hook: bool = True) -> None:
-        seed = scenario.get("seed", 0)
-        builder = Builder(seed, hook)
-        specs = scenario.get("timelines") or [{"calls": scenario["calls"]}]
-        self.roots = [
-            [builder.build(spec, None) for spec in timeline["calls"]] for timeline in specs
-        ]
-        timelines = [[event for root in roots for event in events(root)] for roots in self.roots]
-        after = [timeline.get("after", 0) for timeline in specs]
-        self.events = interleave(timelines, after, random.Random(seed))
+class Player:
+    """Performs events on one Wire: a request on a connection its caller takes from its pool (and,
+    through the front door, on the door's own connection to the backend), the response back on
+    the same connections, which then return to their pools."""
+
+    def __init__(self) -> None:
         self.wire = Wire()
         self.links: dict[int, tuple[Link, Link | None]] = {}
 
-    def play(self) -> None:
-        for _, call in self.events:
+    def listen(self, events_: list[tuple[str, Call]]) -> None:
+        for _, call in events_:
             self.wire.listen(call.address)
             if call.mode == "proxy":
                 self.wire.listen(ROUTES[call.prefix][2])
-        try:
-            for kind, call in self.events:
-                if kind == "request":
-                    self._request(call)
-                else:
-                    self._response(call)
-        finally:
-            self.wire.close()
+
+    def perform(self, events_: list[tuple[str, Call]]) -> None:
+        for kind, call in events_:
+            if kind == "request":
+                self._request(call)
+            else:
+                self._response(call)
 
     def _request(self, call: Call) -> None:
         front = self.wire.take(call.caller, call.address)
@@ -408,33 +402,62 @@ class Lab:
         front.respond(call.response)
         front.busy = False
 
+    def close(self) -> None:
+        self.wire.close()
+
+
+def truth(events_: list[tuple[str, Call]]) -> dict:
+    """Every call (caller, callee, method, paths, status, parent) and the order of all messages."""
+    calls, order = [], []
+    for kind, call in events_:
+        order.append([kind, call.id])
+        if kind == "request":
+            calls.append(
+                {
+                    "id": call.id,
+                    "caller": call.caller,
+                    "callee": call.callee,
+                    "method": call.method,
+                    "path": call.backend_path,
+                    "front_path": call.path,
+                    "status": int(call.response.split(b" ", 2)[1]),
+                    "parent": call.parent.id if call.parent else None,
+                }
+            )
+    return {"calls": calls, "messages": order}
+
+
+class Lab:
+    def __init__(self, scenario: dict, hook: bool = True) -> None:
+        seed = scenario.get("seed", 0)
+        builder = Builder(seed, hook)
+        specs = scenario.get("timelines") or [{"calls": scenario["calls"]}]
+        self.roots = [
+            [builder.build(spec, None) for spec in timeline["calls"]] for timeline in specs
+        ]
+        timelines = [[event for root in roots for event in events(root)] for roots in self.roots]
+        after = [timeline.get("after", 0) for timeline in specs]
+        self.events = interleave(timelines, after, random.Random(seed))
+
+    def play(self) -> None:
+        player = Player()
+        player.listen(self.events)
+        try:
+            player.perform(self.events)
+        finally:
+            player.close()
+
     def truth(self) -> dict:
-        calls, order = [], []
-        for kind, call in self.events:
-            order.append([kind, call.id])
-            if kind == "request":
-                calls.append(
-                    {
-                        "id": call.id,
-                        "caller": call.caller,
-                        "callee": call.callee,
-                        "method": call.method,
-                        "path": call.backend_path,
-                        "front_path": call.path,
-                        "status": int(call.response.split(b" ", 2)[1]),
-                        "parent": call.parent.id if call.parent else None,
-                    }
-                )
-        return {"calls": calls, "messages": order}
+        return truth(self.events)
 
 
 def run(scenario_path: str, pcap_path: str, hook: bool = True) -> dict:
     lab = Lab(json.loads(Path(scenario_path).read_text()), hook)
     ports = {address[1] for address in (FRONT_DOOR, *(r[2] for r in ROUTES.values() if r[2]))}
     capture(ports, lab.play, pcap_path)
-    truth = lab.truth()
-    Path(pcap_path).with_suffix(".truth.json").write_text(json.dumps(truth, indent=1) + "\n")
-    return truth
+    result = lab.truth()
+    Path(pcap_path).with_suffix(".truth.json").write_text(json.dumps(result, indent=1) + "\n")
+    return result
 
 
 def main() -> None:

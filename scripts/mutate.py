@@ -13,6 +13,12 @@ Operations, applied in this order (each optional):
   --snap N          cut every frame to N bytes, as tcpdump -s N does
   --start K         begin the capture at packet K (0-based): a capture started mid-way
   --truncate B      cut the output file B bytes before its end, mid-record
+  --without ID      leave out every packet of the connection whose request carries
+                    X-Requestshook-Request-Id ID (as if that connection had never been made)
+  --lose ID         drop the data segments of the response carrying X-Requestshook-Request-Id
+                    ID, as a kernel drop would (later ACKs still cover them: a hole)
+  --compress F      divide every packet's time since the first packet by F (the output is then
+                    a nanosecond pcap: microseconds divided need the digits)
 Only Ethernet/IPv4/TCP frames are rewritten; anything else passes through unchanged.
 """
 
@@ -22,6 +28,7 @@ import argparse
 import random
 import struct
 from dataclasses import dataclass
+from decimal import Decimal
 
 import dpkt
 
@@ -31,24 +38,38 @@ class Packet:
     ts: float
     data: bytes
     wirelen: int
+    ns: int | None = None  # exact time in ns where set (a float's steps are 0.24 us)
 
 
 def read(path: str) -> tuple[list[Packet], int]:
     with open(path, "rb") as stream:
         reader = dpkt.pcap.Reader(stream)
         linktype = reader.datalink()
-        packets = [Packet(ts, bytes(data), len(data)) for ts, data in reader]
+        packets = [packet(ts, bytes(data)) for ts, data in reader]
     return packets, linktype
 
 
+def packet(ts: float | Decimal, data: bytes) -> Packet:
+    """dpkt gives a nanosecond capture's times as Decimals: kept exact in `ns`."""
+    if isinstance(ts, Decimal):
+        return Packet(float(ts), data, len(data), int(ts * 1_000_000_000))
+    return Packet(ts, data, len(data))
+
+
 def write(path: str, packets: list[Packet], linktype: int, truncate: int = 0) -> None:
-    """A microsecond little-endian pcap; records keep their original wire length."""
+    """A little-endian pcap, in nanoseconds if a packet has them (else microseconds); records
+    keep their original wire length."""
+    nano = any(packet.ns is not None for packet in packets)
     with open(path, "wb") as stream:
-        stream.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, linktype))
+        magic = 0xA1B23C4D if nano else 0xA1B2C3D4
+        stream.write(struct.pack("<IHHiIII", magic, 2, 4, 0, 0, 262144, linktype))
         for packet in packets:
-            sec = int(packet.ts)
-            usec = min(999999, round((packet.ts - sec) * 1e6))
-            stream.write(struct.pack("<IIII", sec, usec, len(packet.data), packet.wirelen))
+            if nano:
+                sec, sub = divmod(nanoseconds(packet), 1_000_000_000)
+            else:
+                sec = int(packet.ts)
+                sub = min(999999, round((packet.ts - sec) * 1e6))
+            stream.write(struct.pack("<IIII", sec, sub, len(packet.data), packet.wirelen))
             stream.write(packet.data)
         if truncate:
             stream.truncate(stream.tell() - truncate)
@@ -163,6 +184,74 @@ def snap(packets: list[Packet], length: int) -> list[Packet]:
     return [Packet(p.ts, p.data[:length], p.wirelen) for p in packets]
 
 
+def find(packets: list[Packet], request_id: str, response: bool) -> int:
+    """Index of the first data segment that starts a request (or a response) with that
+    X-Requestshook-Request-Id."""
+    start, mark = (b"HTTP/1.", b"") if response else (b"", b" HTTP/1.")
+    needle = b"X-Requestshook-Request-Id: " + request_id.encode()
+    for index, packet in enumerate(packets):
+        if needle in packet.data and (parts := tcp_of(packet)) is not None:
+            payload = bytes(parts[2].data)
+            head = payload.partition(b"\r\n")[0]
+            if payload.startswith(start) and mark in head and needle in payload:
+                return index
+    raise LookupError(f"no {'response' if response else 'request'} with id {request_id}")
+
+
+def without(packets: list[Packet], request_id: str) -> list[Packet]:
+    """Every packet but those of the connection that carries the request `request_id`."""
+    forward = direction(tcp_of(packets[find(packets, request_id, response=False)]))
+    ends = {forward, (forward[2], forward[3], forward[0], forward[1])}
+    return [p for p in packets if (parts := tcp_of(p)) is None or direction(parts) not in ends]
+
+
+def lose(packets: list[Packet], request_id: str) -> list[Packet]:
+    """Drop the segments of the response to `request_id` (framed by Content-Length)."""
+    first = find(packets, request_id, response=True)
+    parts = tcp_of(packets[first])
+    payload = bytes(parts[2].data)
+    head, _, _ = payload.partition(b"\r\n\r\n")
+    length = next(
+        (
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        ),
+        0,
+    )
+    begin, end, way = parts[2].seq, parts[2].seq + len(head) + 4 + length, direction(parts)
+    out = packets[:first]
+    for packet in packets[first:]:
+        parts = tcp_of(packet)
+        inside = (
+            parts is not None
+            and direction(parts) == way
+            and len(parts[2].data)
+            and 0 <= (parts[2].seq - begin) & 0xFFFFFFFF < end - begin
+        )
+        if not inside:
+            out.append(packet)
+    return out
+
+
+def nanoseconds(packet: Packet) -> int:
+    """The packet's time in ns: exact where known, else read as a microsecond capture's."""
+    return packet.ns if packet.ns is not None else round(packet.ts * 1e6) * 1000
+
+
+def compress(packets: list[Packet], factor: float) -> list[Packet]:
+    """The same packets with the time since the first one divided by `factor`, exact to the
+    nanosecond (kept in microseconds, ties would appear that the capture did not have)."""
+    if not packets:
+        return packets
+    t0 = nanoseconds(packets[0])
+    out = []
+    for p in packets:
+        ns = t0 + round((nanoseconds(p) - t0) / factor)
+        out.append(Packet(ns / 1e9, p.data, p.wirelen, ns))
+    return out
+
+
 def mutate(packets: list[Packet], args: argparse.Namespace) -> list[Packet]:
     rng = random.Random(args.seed)
     if args.wrap:
@@ -179,6 +268,12 @@ def mutate(packets: list[Packet], args: argparse.Namespace) -> list[Packet]:
         packets = snap(packets, args.snap)
     if args.start:
         packets = packets[args.start :]
+    if args.without:
+        packets = without(packets, args.without)
+    if args.lose:
+        packets = lose(packets, args.lose)
+    if args.compress:
+        packets = compress(packets, args.compress)
     return packets
 
 
@@ -194,6 +289,9 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("--snap", type=int, default=0)
     cli.add_argument("--start", type=int, default=0)
     cli.add_argument("--truncate", type=int, default=0)
+    cli.add_argument("--without", default="")
+    cli.add_argument("--lose", default="")
+    cli.add_argument("--compress", type=float, default=0.0)
     cli.add_argument("--seed", type=int, default=0)
     return cli
 
