@@ -3,6 +3,7 @@
 
     python3 scripts/bench.py --exchanges 50000 --runs 3          # the medium capture
     python3 scripts/bench.py --large-mib 1024 --runs 3           # the large capture
+    python3 scripts/bench.py --profile control-plane --calls 20000 --runs 3
 
 The medium capture is real loopback traffic: `--clients` processes, each on one keep-alive
 connection, send requests with the Requestshook headers to a server on 127.0.0.1:18774 that
@@ -14,6 +15,16 @@ Then, alternating, `--runs` times each: `osflow-sniff -q -r F -o DIR` and `tshar
 -T fields -e http.request.method -e http.response.code -d tcp.port==18774,http`. Reported: the
 median wall time, exchanges/s, MB/s and peak RSS of each, the ratio, and whether each found every
 exchange.
+
+The control-plane profile (`scripts/controlplane.py`, in `--dir`) is nested calls between
+services that also serve, in bursts of over 5,000 calls/s: a clean capture, the same compressed
+into a tenth of its time, and one with a request never answered and a response lost. On each,
+alternating: `osflow-sniff -q -r F` (no outputs), with `-o DIR` per `--jobs`, and tshark (HTTP on
+60999 and 9696 too). Reported per capture: median wall, calls/s, peak RSS, the calls found
+complete and those with the right parent (against the truth; tshark: exchanges), the ratio to
+tshark; then the correlator's two promises: clean and compressed at the same calls/s (within
+20 %), the stuck capture in the clean one's time and memory (within 1.2x). A run past
+`--timeout` is killed and reported as such, and not run again.
 """
 
 from __future__ import annotations
@@ -33,6 +44,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 
 from loopback import capture
 
@@ -216,9 +228,13 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-def rss_of(command: list[str]) -> tuple[float, int, str]:
+def rss_of(
+    command: list[str], timeout: float | None = None, ok: Sequence[int] = (0,)
+) -> tuple[float, int, str]:
     """Wall seconds, peak RSS in KiB of the command's processes together (sampled every 20 ms,
-    and at least the largest single process's peak as the kernel counted it), stdout."""
+    and at least the largest single process's peak as the kernel counted it), stdout. Past
+    `timeout` seconds the processes are killed and TimeoutError raised; an exit code not in `ok`
+    raises CalledProcessError."""
     with tempfile.TemporaryFile() as listing:
         start = time.monotonic()
         process = subprocess.Popen(command, stdout=listing, stderr=subprocess.DEVNULL)
@@ -228,17 +244,22 @@ def rss_of(command: list[str]) -> tuple[float, int, str]:
             if pid:
                 break
             peak = max(peak, _tree_rss(process.pid))
+            if timeout and time.monotonic() - start > timeout:
+                for each in reversed(process_tree(process.pid)):
+                    os.kill(each, 9)
+                process.wait()
+                raise TimeoutError(f"{command[0]} ran past {timeout:.0f} s")
             time.sleep(0.02)
         wall = time.monotonic() - start
         process.returncode = os.waitstatus_to_exitcode(status)
-        if process.returncode:
+        if process.returncode not in ok:
             raise subprocess.CalledProcessError(process.returncode, command)
         peak = max(peak, usage.ru_maxrss)  # KiB: the largest single process, by the kernel
         listing.seek(0)
         return wall, peak, listing.read().decode()
 
 
-def tshark_command(path: str) -> list[str]:
+def tshark_command(path: str, ports: Sequence[int] = (PORT,)) -> list[str]:
     return [
         "tshark",
         "-r",
@@ -251,8 +272,7 @@ def tshark_command(path: str) -> list[str]:
         "http.request.method",
         "-e",
         "http.response.code",
-        "-d",
-        f"tcp.port=={PORT},http",
+        *(arg for port in ports for arg in ("-d", f"tcp.port=={port},http")),
     ]
 
 
@@ -304,18 +324,171 @@ def measure(path: str, exchanges: int, runs: int, jobs: list[int]) -> None:
             print(f"{tool} is {medians['tshark'] / wall:.1f}x tshark's speed")
 
 
+# -- the control-plane profile -----------------------------------------------------------------
+
+CAPTURES = ("clean", "compressed", "stuck")
+CP_PORTS = (60999, 9696)  # tshark knows port 80 as HTTP, not these
+Sample = tuple[float, int] | None  # wall s and peak KiB, or None: timed out
+
+
+def apart(function, *args):
+    """function(*args) in a forked process. The kernel starts a child's peak RSS from its
+    parent's, so this process must stay small: the truths and their checks live elsewhere."""
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        return pool.apply(function, args)
+
+
+def load(path: str) -> list[dict]:
+    with open(path) as truth:
+        return json.load(truth)["calls"]
+
+
+def checked(out: str, truth_path: str) -> tuple[int, int]:
+    """(calls of the truth found complete in calls.jsonl, those of them with the right parent)."""
+    with open(os.path.join(out, "calls.jsonl")) as lines:
+        got = {row["id"]: row for row in map(json.loads, lines)}
+    found = [
+        call
+        for call in load(truth_path)
+        if call["complete"] and call["id"] in got and not got[call["id"]].get("incomplete")
+    ]
+    return len(found), sum(got[call["id"]].get("parent") == call["parent"] for call in found)
+
+
+def counted(truth_path: str) -> tuple[int, int]:
+    """(calls, complete calls) of a truth."""
+    calls = load(truth_path)
+    return len(calls), sum(call["complete"] for call in calls)
+
+
+def cp_tools(path: str, jobs: list[int]) -> dict[str, list[str]]:
+    tools = {"osflow-sniff -q": ["osflow-sniff", "-q", "-r", path]}
+    for n in jobs:
+        tools[f"osflow-sniff -o -j{n}"] = ["osflow-sniff", "-q", "-r", path, "-j", str(n)]
+    tools["tshark"] = tshark_command(path, CP_PORTS)
+    return tools
+
+
+def cp_run(command: list[str], truth: str, timeout: float) -> tuple[Sample, str, str]:
+    """One timed run: its sample, the calls found and those with the right parent (tshark:
+    the exchanges it found, calls unknown to it)."""
+    outputs = "-j" in command  # the runs with outputs are those given -j
+    out = tempfile.mkdtemp(prefix="osflow-bench-") if outputs else None
+    try:
+        full = [*command, "-o", out] if out else command
+        wall, peak, listing = rss_of(full, timeout or None, ok=(0, 3))  # 3: a damaged capture
+        if command[0] == "tshark":
+            return (wall, peak), f"{tshark_found(listing)} exch", "-"
+        if out is None:
+            return (wall, peak), "-", "-"
+        found, right = apart(checked, out, truth)
+        return (wall, peak), str(found), str(right)
+    except TimeoutError:
+        return None, "timeout", "-"
+    finally:
+        if out:
+            shutil.rmtree(out, ignore_errors=True)
+
+
+def measure_control_plane(directory: str, runs: int, jobs: list[int], timeout: float) -> None:
+    truths = {name: os.path.join(directory, f"{name}.truth.json") for name in CAPTURES}
+    samples: dict[tuple[str, str], list[Sample]] = {}
+    found: dict[tuple[str, str], tuple[str, str]] = {}
+    for _ in range(runs):  # alternating, so that a slow moment of the machine hits all tools
+        for name in CAPTURES:
+            path = os.path.join(directory, f"{name}.pcap")
+            for tool, command in cp_tools(path, jobs).items():
+                key = (name, tool)
+                if None in samples.get(key, []):
+                    continue  # timed out once: would again
+                sample, *result = cp_run(command, truths[name], timeout)
+                samples.setdefault(key, []).append(sample)
+                found[key] = tuple(result)
+    counts = {name: apart(counted, path) for name, path in truths.items()}
+    cp_table(directory, counts, samples, found)
+
+
+def median(samples: list[Sample]) -> tuple[float, float] | None:
+    """Median wall s and largest peak MiB, or None if a run timed out."""
+    if None in samples:
+        return None
+    return statistics.median(s[0] for s in samples), max(s[1] for s in samples) / 1024
+
+
+def cp_table(directory: str, counts: dict, samples: dict, found: dict) -> None:
+    print(
+        f"control-plane captures in {directory}; machine: {os.cpu_count()} CPUs, "
+        f"{platform.processor() or platform.machine()}, Python {platform.python_version()}"
+    )
+    print(
+        f"{'capture':<18}{'tool':<20}{'median s':>10}{'calls/s':>9}{'peak MiB':>10}"
+        f"{'found':>12}{'parents ok':>11}{'vs tshark':>10}"
+    )
+    stats = {key: median(value) for key, value in samples.items()}
+    for (name, tool), stat in stats.items():
+        calls = counts[name][0]
+        size = os.path.getsize(os.path.join(directory, f"{name}.pcap")) / 1e6
+        label = f"{name} {size:.0f} MB" if tool.endswith("-q") else ""
+        tshark = stats.get((name, "tshark"))
+        if stat is None:
+            print(f"{label:<18}{tool:<20}{'timeout':>10}")
+            continue
+        ratio = f"{tshark[0] / stat[0]:.1f}x" if tshark and tool != "tshark" else ""
+        print(
+            f"{label:<18}{tool:<20}{stat[0]:>10.1f}{calls / stat[0]:>9.0f}{stat[1]:>10.0f}"
+            f"{found[name, tool][0]:>12}{found[name, tool][1]:>11}{ratio:>10}"
+        )
+    complete = ", ".join(f"{name} {count[1]} of {count[0]}" for name, count in counts.items())
+    print(f"complete calls in the truths: {complete}")
+    for tool in sorted({tool for _, tool in stats if tool != "tshark"}):
+        clean, compressed, stuck = (stats.get((name, tool)) for name in CAPTURES)
+        print(f"{tool}: {promises(clean, compressed, stuck)}")
+
+
+def promises(clean, compressed, stuck) -> str:
+    """The correlator's promises: compressing time changes no calls/s by over 20 %, a stuck call
+    and a lost response cost at most 1.2x the clean capture's time and memory."""
+    if clean is None:
+        return "clean timed out"
+    parts = []
+    if compressed is None:
+        parts.append("compressed timed out")
+    else:
+        speed = clean[0] / compressed[0]  # compressed calls/s over clean calls/s
+        ok = min(speed, 1 / speed) >= 0.8
+        parts.append(f"compressed/clean calls/s {speed:.2f} ({'ok' if ok else 'NOT within 20 %'})")
+    if stuck is None:
+        parts.append("stuck timed out")
+    else:
+        time_, memory = stuck[0] / clean[0], stuck[1] / clean[1]
+        ok = max(time_, memory) <= 1.2
+        parts.append(
+            f"stuck/clean time {time_:.2f}x, peak {memory:.2f}x ({'ok' if ok else 'NOT <= 1.2x'})"
+        )
+    return "; ".join(parts)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--exchanges", type=int, default=50000)
     parser.add_argument("--large-mib", type=int, default=0, help="make the large capture instead")
-    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--clients", type=int, help="4; control-plane: 8")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--capture", default="/tmp/osflow-bench.pcap")
     parser.add_argument("--jobs", default="1,2", help="osflow-sniff --jobs values to time")
-    parser.add_argument("--reuse", action="store_true", help="time an existing --capture")
+    parser.add_argument("--reuse", action="store_true", help="time existing captures")
+    parser.add_argument("--profile", choices=["medium", "control-plane"], default="medium")
+    parser.add_argument("--calls", type=int, default=20000, help="control-plane: calls made")
+    parser.add_argument("--dir", default="/tmp/cp", help="control-plane: where the captures go")
+    parser.add_argument("--timeout", type=float, default=300, help="control-plane: s per run")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench: needs root (loopback capture)")
+    jobs = [int(n) for n in args.jobs.split(",")]
+    if args.profile == "control-plane":
+        control_plane(args, jobs)
+        return
+    args.clients = args.clients or 4
     rng = random.Random(7)
     if args.large_mib:
         plan, total = [], 0
@@ -330,7 +503,16 @@ def main() -> None:
     exchanges = sum(len(plan) for plan in plans)
     if not (args.reuse and os.path.exists(args.capture)):
         make_capture(args.capture, plans)
-    measure(args.capture, exchanges, args.runs, [int(n) for n in args.jobs.split(",")])
+    measure(args.capture, exchanges, args.runs, jobs)
+
+
+def control_plane(args: argparse.Namespace, jobs: list[int]) -> None:
+    made = [os.path.join(args.dir, f"{name}.truth.json") for name in CAPTURES]
+    if not (args.reuse and all(map(os.path.exists, made))):
+        maker = os.path.join(os.path.dirname(os.path.abspath(__file__)), "controlplane.py")
+        command = [sys.executable, maker, args.dir, "--calls", str(args.calls)]
+        subprocess.run([*command, "--clients", str(args.clients or 8)], check=True)
+    measure_control_plane(args.dir, args.runs, jobs, args.timeout)
 
 
 if __name__ == "__main__":
