@@ -42,7 +42,7 @@ from .http import ID_HEADER, RequestHead
 from .services import ServiceMap
 from .stats import Stats
 
-SLACK = 2.0  # seconds
+SLACK = 0.5  # seconds: captures' disorder, a first TCP retransmission (RTO 200 ms)
 MAX_WAIT = 10.0  # seconds of capture time a call may hold back the calls after it
 SEEN_HOPS = 1 << 16  # exchanges remembered to recognise a copy from another host's capture
 
