@@ -226,3 +226,26 @@ def test_overdue_outputs_are_the_same_in_one_process_or_two(sniff):
     one = sniff(CAPTURE, options=(*options, "-j", "1"))
     two = sniff(CAPTURE, options=(*options, "-j", "2"))
     assert one.outputs() == two.outputs()
+
+
+def test_live_ticks_release_a_stuck_call():
+    """Live, time passes without packets: a tick past the bound numbers what waited behind the
+    stuck call, before the capture ends."""
+    sink = Calls()
+    messages: list[int] = []
+    sink.message = lambda message: messages.append(message.number)
+    options = Options()
+    options.max_wait, options.slack = WAIT, 0.25  # as live
+    pipeline = Pipeline([sink], options)
+    frames = iter(_open(str(CAPTURE)))
+    first = next(frames)
+    pipeline.feed(first)
+    for frame in frames:  # the stuck request and the first burst
+        if frame.ts > first.ts + 0.5:
+            break
+        pipeline.feed(frame)
+    assert pipeline.stats.requests > 10 and messages == []  # all wait behind the stuck request
+    pipeline.tick(first.ts + 0.5 + WAIT)
+    assert messages[:2] == [1, 2] and len(sink.calls) > 10
+    hung = pipeline.correlator.unsettled
+    assert [track.call.id for track in hung.values()] == [STUCK]
