@@ -227,16 +227,8 @@ class Correlator:
     # -- settling ----------------------------------------------------------------------------
 
     def _settle(self, track: _Track) -> None:
-        track.settled = True
+        self._close(track)
         call = track.call
-        del self.unsettled[track.key]
-        self.waiting.pop(track.key, None)
-        serving = self.open_by_callee[call.callee]
-        del serving[track.key]
-        if not serving:
-            del self.open_by_callee[call.callee]
-        call.hops = [track.done[id(head)] for head in track.heads]
-        track.requests.clear()
         self.stats.count("calls")
         if not call.complete:
             self.stats.count("incomplete_calls")
@@ -257,6 +249,19 @@ class Correlator:
             self._queue("response", track, call.response.ts)
         else:
             track.messages = 1
+
+    def _close(self, track: _Track) -> None:
+        """Every hop is done: the call leaves the open ones and takes its exchanges."""
+        track.settled = True
+        call = track.call
+        del self.unsettled[track.key]
+        self.waiting.pop(track.key, None)
+        serving = self.open_by_callee[call.callee]
+        del serving[track.key]
+        if not serving:
+            del self.open_by_callee[call.callee]
+        call.hops = [track.done[id(head)] for head in track.heads]
+        track.requests.clear()
 
     def _settle_overdue(self, track: _Track) -> None:
         """The rest of a call numbered early: its response, numbered now that it is complete."""
