@@ -195,8 +195,9 @@ class Correlator:
             caller="",  # named with its parent, when its request is numbered
             callee=callee,
             hops=[],  # filled when it settles, or is numbered overdue
+            key=next(self.order),
         )
-        track = _Track(next(self.order), call, [head])
+        track = _Track(call.key, call, [head])
         self.unsettled[track.key] = track
         self.waiting[track.key] = track
         self.open_by_callee.setdefault(callee, {})[track.key] = track

@@ -112,20 +112,20 @@ class SelectingSink(FanOut):
     def __init__(self, sinks: Iterable[Sink], selection: Selection) -> None:
         super().__init__(sinks)
         self.selection = selection
-        self.views: dict[int, Call | None] = {}  # id(call) -> its renumbered copy, None: dropped
-        self.dropped: set[int] = set()  # ids of dropped calls, so that their children go too
+        self.views: dict[int, Call | None] = {}  # call.key -> its renumbered copy, None: dropped
+        self.dropped: set[int] = set()  # keys of dropped calls, so that their children go too
         self.number = 0
 
     def message(self, message: FlowMessage) -> None:
         call = message.call
         if message.is_request:
-            parent_dropped = call.parent is not None and id(call.parent) in self.dropped
+            parent_dropped = call.parent is not None and call.parent.key in self.dropped
             if parent_dropped or self.selection.drops(call):
-                self.dropped.add(id(call))
-                self.views[id(call)] = None
+                self.dropped.add(call.key)
+                self.views[call.key] = None
             else:
-                self.views[id(call)] = replace(call, numbers=[])
-        view = self.views.get(id(call))
+                self.views[call.key] = replace(call, numbers=[])
+        view = self.views.get(call.key)
         if view is None:
             return
         if view.revision != call.revision:  # its hops changed since its request was shown
@@ -135,7 +135,7 @@ class SelectingSink(FanOut):
         super().message(FlowMessage(self.number, message.kind, view))
 
     def call(self, call: Call) -> None:
-        self.dropped.discard(id(call))  # its children, made while it was served, came before
-        view = self.views.pop(id(call), None)
+        self.dropped.discard(call.key)  # its children, made while it was served, came before
+        view = self.views.pop(call.key, None)
         if view is not None:
             super().call(view)

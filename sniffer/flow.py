@@ -120,6 +120,7 @@ class Call:
     # bumped when hops already shown change: a call numbered before its response (see
     # `correlate`); sinks that keep a copy of a call from its first message make it anew
     revision: int = 0
+    key: int = 0  # assigned once by the correlator, unique in a run: what sinks know a call by
 
     @property
     def hop(self) -> Exchange:

@@ -65,16 +65,16 @@ class MaskedCopies:
 
     def __init__(self, mask: Callable[[Call], Call]) -> None:
         self.mask = mask
-        self.copies: dict[int, Call] = {}  # id(call) -> its masked copy
+        self.copies: dict[int, Call] = {}  # call key -> its masked copy
 
     def of(self, call: Call) -> Call:
-        copy = self.copies.get(id(call))
+        copy = self.copies.get(call.key)
         if copy is None or copy.revision != call.revision:
-            copy = self.copies[id(call)] = self.mask(call)
+            copy = self.copies[call.key] = self.mask(call)
         return copy
 
     def drop(self, call: Call) -> None:
-        self.copies.pop(id(call), None)
+        self.copies.pop(call.key, None)
 
 
 class MaskingSink(FanOut):

@@ -27,7 +27,6 @@ import queue
 import signal
 import threading
 from collections.abc import Callable, Iterable
-from itertools import count
 from multiprocessing.connection import Connection
 
 from ..atomic import OutputError
@@ -48,7 +47,7 @@ def stub(call: Call | None) -> Call | None:
     """What a sink reads of a parent call: who, how deep, and its own parent."""
     if call is None:
         return None
-    return Call(call.id, call.caller, call.callee, [], stub(call.parent), call.depth)
+    return Call(call.id, call.caller, call.callee, [], stub(call.parent), call.depth, key=call.key)
 
 
 def portable(call: Call) -> Call:
@@ -64,6 +63,7 @@ def portable(call: Call) -> Call:
         call.operation,
         note=call.note,
         revision=call.revision,
+        key=call.key,
     )
 
 
@@ -104,9 +104,8 @@ class WorkerSink(Sink):
         # of waiting for events forever
         atexit.register(self._hang_up)
         self._result()  # "ready", or why the files could not be opened
-        # id(call) -> its key and the revision that crossed, from its first message to its end
-        self.keys: dict[int, tuple[int, int]] = {}
-        self.next_key = count()
+        # call key -> the revision that crossed, from its first message to its end
+        self.crossed: dict[int, int] = {}
         self.batch: list[tuple] = []
         self.batch_bytes = 0
         self.reported: list[str] = []
@@ -127,12 +126,10 @@ class WorkerSink(Sink):
     def message(self, message: FlowMessage) -> None:
         call = message.call
         shown = self._view(call) if self.helping else call
-        key, revision = self.keys.get(id(call), (None, None))
+        key = call.key
         crossing = None
-        if key is None or revision != call.revision:  # new, or its hops changed since
-            if key is None:
-                key = next(self.next_key)
-            self.keys[id(call)] = (key, call.revision)
+        if self.crossed.get(key) != call.revision:  # new, or its hops changed since
+            self.crossed[key] = call.revision
             crossing = portable(shown)
             self.batch_bytes += _size(call)
         block = None
@@ -145,7 +142,8 @@ class WorkerSink(Sink):
     def call(self, call: Call) -> None:
         if self.masked is not None:
             self.masked.drop(call)
-        self._queue((CALL, self.keys.pop(id(call))[0]))
+        del self.crossed[call.key]
+        self._queue((CALL, call.key))
 
     def _view(self, call: Call) -> Call:
         """The call as the sinks show it (masked), for its display to be prepared here."""
