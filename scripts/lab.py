@@ -145,7 +145,9 @@ class Call:
 
     @property
     def backend_path(self) -> str:
-        return self.path[len(self.prefix) :] if self.mode == "proxy" else self.path
+        if self.mode != "proxy":
+            return self.path
+        return self.path[len(self.prefix) :] or "/"  # a bare prefix is proxied as / (Apache)
 
 
 class Builder:

@@ -47,6 +47,12 @@ MAX_WAIT = 10.0  # seconds of capture time a call may hold back the calls after 
 SEEN_HOPS = 1 << 16  # exchanges remembered to recognise a copy from another host's capture
 
 
+def proxied(front: str, backend: str) -> bool:
+    """Whether a front door may have sent a path on as another: it strips a leading prefix
+    (`/image/v2/images` as `/v2/images`), and a bare prefix becomes `/` (`/identity` as `/`)."""
+    return front.endswith(backend) or (backend == "/" and front.count("/") == 1)
+
+
 @dataclass(eq=False)
 class _Track:
     """A call from its first request head until it is out and no later request can be its child."""
@@ -179,7 +185,7 @@ class Correlator:
             if (
                 len(track.heads) == 1
                 and front.method == head.method
-                and front.target.split("?", 1)[0].endswith(path)
+                and proxied(front.target.split("?", 1)[0], path)
                 and front.server[1] in self.services.front_door_ports
             ):
                 return track

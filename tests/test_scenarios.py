@@ -7,7 +7,9 @@ import json
 import pytest
 from conftest import PCAPS, disagreements
 
-SCENARIOS = ["image-show", "server-create", "image-upload"]
+from sniffer.correlate import proxied
+
+SCENARIOS = ["image-show", "server-create", "image-upload", "image-discovery"]
 
 
 @pytest.mark.parametrize("hook", ["", "-nohook"], ids=["hook", "no-hook"])
@@ -54,3 +56,18 @@ def test_upload_body_is_streamed_not_kept(sniff):
     upload = next(c for c in run.calls() if c["method"] == "PUT")
     assert upload["request"]["body"] == {"size": 20 << 20, "kept": 1 << 20, "encoding": None}
     assert [hop["server"] for hop in upload["hops"]] == ["127.0.0.1:80", "127.0.0.1:60999"]
+
+
+@pytest.mark.parametrize(
+    ("front", "backend", "joined"),
+    [
+        ("/image/v2/images/x", "/v2/images/x", True),
+        ("/image/", "/", True),
+        ("/image", "/", True),  # a bare prefix is proxied as /
+        ("/identity", "/", True),
+        ("/image/v2/images/x", "/v2/images/y", False),
+        ("/image/v2", "/v2/images", False),
+    ],
+)
+def test_a_backend_path_is_its_front_path_less_a_prefix(front, backend, joined):
+    assert proxied(front, backend) is joined
