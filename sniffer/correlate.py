@@ -90,6 +90,14 @@ class Counters:
     held_peak: int = 0
 
 
+def _leave(by_callee: dict[str, dict[int, _Track]], track: _Track) -> None:
+    """Take a call out of a per-callee table, and its callee too once it has none left."""
+    serving = by_callee[track.call.callee]
+    del serving[track.key]
+    if not serving:
+        del by_callee[track.call.callee]
+
+
 class Correlator:
     """ExchangeConsumer that emits FlowMessages in order, and each Call once it is numbered."""
 
@@ -263,10 +271,7 @@ class Correlator:
         call = track.call
         del self.unsettled[track.key]
         self.waiting.pop(track.key, None)
-        serving = self.open_by_callee[call.callee]
-        del serving[track.key]
-        if not serving:
-            del self.open_by_callee[call.callee]
+        _leave(self.open_by_callee, track)
         call.hops = [track.done[id(head)] for head in track.heads]
         track.requests.clear()
 
@@ -398,11 +403,7 @@ class Correlator:
         endings = self.endings
         while endings and endings[0][0] < start:
             _, _, track = heapq.heappop(endings)
-            callee = track.call.callee
-            serving = self.in_progress[callee]
-            del serving[track.key]
-            if not serving:
-                del self.in_progress[callee]
+            _leave(self.in_progress, track)
             track.indexed = False
             if track.out:
                 self._forget(track)

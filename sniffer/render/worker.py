@@ -27,6 +27,7 @@ import queue
 import signal
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from multiprocessing.connection import Connection
 
 from ..atomic import OutputError
@@ -52,19 +53,7 @@ def stub(call: Call | None) -> Call | None:
 
 def portable(call: Call) -> Call:
     """A call as it crosses: its parent a stub, its message numbers filled in over there."""
-    hops, parent = call.hops, stub(call.parent)
-    return Call(
-        call.id,
-        call.caller,
-        call.callee,
-        hops,
-        parent,
-        call.depth,
-        call.operation,
-        note=call.note,
-        revision=call.revision,
-        key=call.key,
-    )
+    return replace(call, parent=stub(call.parent), numbers=[])
 
 
 def _size(call: Call) -> int:
