@@ -23,13 +23,9 @@ from pathlib import Path
 import mutate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from sniffer.outputs import Chosen  # noqa: E402
 from sniffer.pcapfile import Frame  # noqa: E402
 from sniffer.pipeline import Pipeline  # noqa: E402
-from sniffer.render.har import HarSink  # noqa: E402
-from sniffer.render.html import HtmlSink  # noqa: E402
-from sniffer.render.jsonl import JsonlSink  # noqa: E402
-from sniffer.render.log import LogSink  # noqa: E402
-from sniffer.render.markdown import DocumentSink  # noqa: E402
 
 PCAPS = Path(__file__).resolve().parent.parent / "pcaps"
 SOURCES = ["image-show.pcap", "protocol.pcap", "server-create-nohook.pcap"]
@@ -61,14 +57,7 @@ def damage(packets: list[mutate.Packet], rng: random.Random) -> list[mutate.Pack
 
 def exercise(packets: list[mutate.Packet]) -> None:
     with tempfile.TemporaryDirectory() as out:
-        sinks = [
-            DocumentSink(out),
-            LogSink(out + "/log.md"),
-            JsonlSink(out + "/calls.jsonl"),
-            HarSink(out + "/flow.har"),
-            HtmlSink(out + "/report.html"),
-        ]
-        pipeline = Pipeline(sinks)
+        pipeline = Pipeline(Chosen(out, {"otlp": out + "/traces.jsonl"}).open())
         pipeline.run(Frame(p.ts, 1, p.data, len(p.data)) for p in packets)
         pipeline.finish()
 

@@ -9,14 +9,20 @@ analyser does not skew them. Drops are read from the socket's statistics.
 
 from __future__ import annotations
 
+import queue
 import socket
 import struct
+import sys
+import threading
 import time
 from collections.abc import Iterator
+from typing import Literal
 
 from . import bpf
-from .decode import LINK_RAW
+from .decode import LINK_RAW, Undecodable, decode
+from .flow import Endpoint
 from .pcapfile import Frame
+from .procnet import SocketOwners
 
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
@@ -128,6 +134,47 @@ class LiveCapture:
                 return
             if not _outgoing_copy(address):
                 yield Frame(ts, LINK_RAW, data, len(data))
+
+    def read_ahead(self, owners: SocketOwners | None) -> Iterator[Frame | None]:
+        """`frames()` read by a thread, which asks for the owners of a connection's sockets the
+        moment its SYN arrives (a short-lived client may be gone by the time the SYN is
+        analysed)."""
+        frames: queue.SimpleQueue[Frame | None | Literal[False]] = queue.SimpleQueue()
+
+        def read() -> None:
+            try:
+                for frame in self.frames():
+                    if frame is not None and owners is not None:
+                        opening = syn(frame)
+                        if opening is not None:
+                            owners.prefetch(*opening)
+                    frames.put(frame)
+            finally:
+                frames.put(False)
+
+        sys.setswitchinterval(0.0005)  # let the reader and the lookups in quickly
+        threading.Thread(target=read, daemon=True).start()
+        while True:
+            try:
+                frame = frames.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if frame is False:
+                return
+            yield frame
+
+
+def syn(frame: Frame) -> tuple[Endpoint, Endpoint] | None:
+    """The two ends of a connection opening (SYN without ACK), else None."""
+    data = frame.data
+    tcp = (data[0] & 0x0F) * 4 if data[0] >> 4 == 4 else 40
+    if len(data) < tcp + 14 or data[tcp + 13] & 0x12 != 0x02:
+        return None
+    try:
+        segment = decode(frame.ts, LINK_RAW, data, frame.wirelen)
+    except (Undecodable, IndexError, ValueError, OSError):
+        return None
+    return (segment.src, segment.sport), (segment.dst, segment.dport)
 
 
 def _outgoing_copy(address: tuple) -> bool:

@@ -170,6 +170,9 @@ class FlowMessage:
     number: int
     kind: Literal["request", "response"]
     call: Call
+    # its body made ready for display (language, text), once for every sink that shows bodies:
+    # see `render.sink.Presenter`
+    display: tuple[str, bytes] | None = None
 
     @property
     def is_request(self) -> bool:

@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from . import redact
 from .apiref import OperationIndex
 from .correlate import MAX_WAIT, SLACK, Correlator
 from .decode import Undecodable, decode
@@ -17,7 +16,7 @@ from .flow import Call
 from .http import MAX_BODY, HttpConnection, RequestHead
 from .pcapfile import Frame
 from .procnet import SocketOwners
-from .render.sink import FanOut, MaskingSink, Sink
+from .render.sink import FanOut, Sink
 from .services import ServiceMap
 from .stats import Stats
 from .tcp import ConnectionInfo, Reassembler
@@ -27,7 +26,6 @@ from .tcp import ConnectionInfo, Reassembler
 class Options:
     max_body: int = MAX_BODY
     services: ServiceMap | None = None
-    show_secrets: bool = False
     slack: float = SLACK  # seconds a message waits for earlier ones still being parsed
     max_wait: float = MAX_WAIT  # seconds an unanswered call holds back the calls after it
     owners: SocketOwners | None = None  # live: name the processes behind each connection
@@ -36,20 +34,15 @@ class Options:
 
 
 class Pipeline:
-    """Feed frames in; sinks receive numbered messages and finished calls."""
+    """Feed frames in; sinks receive numbered messages and finished calls (as captured: the
+    outputs mask what they show, see `outputs`)."""
 
     def __init__(self, sinks: Iterable[Sink], options: Options | None = None) -> None:
         options = options or Options()
-        sinks = list(sinks)
-        if not options.show_secrets:  # masked once, for the sinks that need it so
-            shown = [sink for sink in sinks if getattr(sink, "masked_input", True)]
-            if shown:
-                rest = [sink for sink in sinks if sink not in shown]
-                sinks = [MaskingSink(shown, redact.call), *rest]
-        out = FanOut(sinks)
+        out: Sink = FanOut(sinks)
         if options.selection:
             out = SelectingSink([out], options.selection)
-        self.out: Sink = out
+        self.out = out
         self.stats = Stats()
         self.correlator = Correlator(
             options.services or ServiceMap(),

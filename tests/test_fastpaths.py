@@ -211,7 +211,7 @@ def test_flow_records_pickle_to_equal_records(capture: str) -> None:
     calls: list[Call] = []
     collect = Sink()
     collect.call = calls.append  # type: ignore[method-assign]
-    pipeline = Pipeline([collect], Options(show_secrets=True))
+    pipeline = Pipeline([collect], Options())
     with open(PCAPS / capture, "rb") as stream:
         pipeline.run(CaptureReader(capture, stream))
     pipeline.finish()

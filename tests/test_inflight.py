@@ -17,11 +17,11 @@ import mutate
 import pytest
 from conftest import PCAPS, disagreements
 
-from sniffer.cli import _open
 from sniffer.correlate import Counters
 from sniffer.flow import Call
 from sniffer.pipeline import Options, Pipeline
 from sniffer.render.sink import Sink
+from sniffer.run import open_capture
 
 CAPTURE = PCAPS / "control-plane-stuck.pcap"
 TRUTH = json.loads(CAPTURE.with_suffix(".truth.json").read_text())
@@ -30,7 +30,6 @@ WAIT = 1.0  # seconds: the capture is a few seconds long
 
 
 class Calls(Sink):
-    masked_input = False
 
     def __init__(self) -> None:
         self.calls: list[Call] = []
@@ -44,7 +43,7 @@ def correlate(path: Path, max_wait: float = WAIT) -> tuple[Counters, list[Call]]
     options = Options()
     options.max_wait = max_wait
     pipeline = Pipeline([sink], options)
-    pipeline.run(_open(str(path)))
+    pipeline.run(open_capture(str(path)))
     pipeline.finish()
     return pipeline.correlator.counters, sink.calls
 
@@ -237,7 +236,7 @@ def test_live_ticks_release_a_stuck_call():
     options = Options()
     options.max_wait, options.slack = WAIT, 0.25  # as live
     pipeline = Pipeline([sink], options)
-    frames = iter(_open(str(CAPTURE)))
+    frames = iter(open_capture(str(CAPTURE)))
     first = next(frames)
     pipeline.feed(first)
     for frame in frames:  # the stuck request and the first burst

@@ -14,8 +14,8 @@ import mutate
 import pytest
 from conftest import OUTPUTS, PCAPS
 
-from sniffer.cli import AUTO_JOBS_BYTES, default_jobs
 from sniffer.render import worker
+from sniffer.run import AUTO_JOBS_BYTES, default_jobs
 
 CAPTURES = sorted(p.name for p in PCAPS.glob("*.pcap*"))
 

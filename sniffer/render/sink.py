@@ -5,16 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from ..atomic import AtomicFile
+from ..content import display
 from ..flow import Call, FlowMessage
 from ..stats import Stats
+from .text import parts
 
 
 class Sink:
     """Receives messages in number order, each call once all its messages are out, then close."""
-
-    # whether it must be handed calls with their secrets masked: it writes headers or bodies,
-    # and does not mask them itself
-    masked_input = True
 
     def message(self, message: FlowMessage) -> None:
         pass
@@ -77,20 +75,33 @@ class MaskedCopies:
         self.copies.pop(call.key, None)
 
 
-class MaskingSink(FanOut):
-    """Hands the sinks behind it a masked copy of each call."""
+class Presenter(FanOut):
+    """Hands the sinks behind it each message as they show it: its call masked (`mask`, unless
+    secrets are shown) and, when a sink shows bodies, its body made ready for display, once
+    for all of them."""
 
-    def __init__(self, sinks: Iterable[Sink], mask: Callable[[Call], Call]) -> None:
+    def __init__(
+        self, sinks: Iterable[Sink], mask: Callable[[Call], Call] | None, bodies: bool
+    ) -> None:
         super().__init__(sinks)
-        self.masked = MaskedCopies(mask)
+        self.masked = MaskedCopies(mask) if mask is not None else None
+        self.bodies = bodies
 
     def message(self, message: FlowMessage) -> None:
-        super().message(FlowMessage(message.number, message.kind, self.masked.of(message.call)))
+        call = message.call
+        if self.masked is not None:
+            call = self.masked.of(call)
+        block = message.display  # (made ready already: by the other process, see `worker`)
+        if block is None and self.bodies:
+            block = display(parts(FlowMessage(message.number, message.kind, call))[1])
+        super().message(FlowMessage(message.number, message.kind, call, block))
 
     def call(self, call: Call) -> None:
-        copy = self.masked.of(call)
-        self.masked.drop(call)
-        super().call(copy)
+        if self.masked is not None:
+            copy = self.masked.of(call)
+            self.masked.drop(call)
+            call = copy
+        super().call(call)
 
 
 class FileSink(Sink):

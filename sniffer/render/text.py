@@ -46,22 +46,12 @@ def header_lines(headers: Headers) -> list[str]:
     return [f"{name}: {value}" for name, value in headers]
 
 
-_last_block: tuple[Body | None, tuple[str, bytes]] = (None, ("", b""))
-
-
 def body_block(message: FlowMessage) -> tuple[str, bytes]:
-    """The body for display; the formats that show it ask in turn, so the last one is kept."""
-    global _last_block
-    body = parts(message)[1]
-    if _last_block[0] is not body:
-        _last_block = (body, display(body))
-    return _last_block[1]
-
-
-def preset(message: FlowMessage, block: tuple[str, bytes]) -> None:
-    """Make `block`, the message's body made ready in another process, what body_block gives."""
-    global _last_block
-    _last_block = (parts(message)[1], block)
+    """The body for display: as the presenter prepared it, or made here for a message that
+    comes without (a sink used on its own)."""
+    if message.display is not None:
+        return message.display
+    return display(parts(message)[1])
 
 
 def clock(ts: float) -> str:

@@ -31,10 +31,11 @@ from dataclasses import replace
 from multiprocessing.connection import Connection
 
 from ..atomic import OutputError
+from ..content import display
 from ..flow import Call, FlowMessage
 from ..stats import Stats
-from .sink import FanOut, MaskedCopies, Sink
-from .text import body_block, preset
+from .sink import MaskedCopies, Presenter, Sink
+from .text import parts
 
 BATCH_BYTES = 256 << 10  # body bytes per batch: few system calls, little held in flight
 BATCH_EVENTS = 256
@@ -82,7 +83,7 @@ class WorkerSink(Sink):
                 fcntl.fcntl(self.feed, widen, PIPE_BYTES)
         self.worker = context.Process(
             target=_serve,
-            args=(feed, theirs, (self.pipe, self.feed), open_sinks, mask),
+            args=(feed, theirs, (self.pipe, self.feed), open_sinks, mask, displays),
             daemon=True,
         )
         self.worker.start()
@@ -107,11 +108,6 @@ class WorkerSink(Sink):
         self.sender = threading.Thread(target=self._send, name="output-feed", daemon=True)
         self.sender.start()  # (after the fork: the worker has no copy of it)
 
-    @property
-    def masked_input(self) -> bool:
-        """Whether the pipeline must mask what it hands on: only when the worker has no mask."""
-        return self.masked is None
-
     def message(self, message: FlowMessage) -> None:
         call = message.call
         shown = self._view(call) if self.helping else call
@@ -123,7 +119,7 @@ class WorkerSink(Sink):
             self.batch_bytes += _size(call)
         block = None
         if self.helping:
-            block = body_block(FlowMessage(message.number, message.kind, shown))
+            block = display(parts(FlowMessage(message.number, message.kind, shown))[1])
             self.batch_bytes += len(block[1])
         masked = shown is not call
         self._queue((MESSAGE, key, message.number, message.kind, crossing, masked, block))
@@ -245,16 +241,18 @@ def _serve(
     parents: tuple[Connection, int],
     open_sinks: Callable[[], Iterable[Sink]],
     mask: Callable[[Call], Call] | None,
+    displays: bool,
 ) -> None:
     """The worker: open the sinks, replay the events into them until told to close or abort;
-    mask each call as it comes, unless the main process did (to prepare its display)."""
+    mask each call as it comes, and prepare the display of bodies, unless the main process
+    did."""
     # inherited by the fork: only with the main's ends closed here does its hanging up mean EOF
     parents[0].close()
     os.close(parents[1])
     for sig in (signal.SIGINT, signal.SIGTERM):  # the main process decides when the run ends
         signal.signal(sig, signal.SIG_IGN)
     try:
-        sinks = FanOut(open_sinks())
+        sinks = Presenter(open_sinks(), None, displays)  # (masked here as calls cross)
     except Exception as error:  # an unwritable directory: the message is the user's
         pipe.send(("failed", getattr(error, "message", None) or str(error)))
         return
@@ -277,10 +275,7 @@ def _serve(
                         calls[key] = shown
                     call = calls[key]
                     call.numbers.append(number)
-                    message = FlowMessage(number, kind, call)
-                    if block is not None:
-                        preset(message, block)
-                    sinks.message(message)
+                    sinks.message(FlowMessage(number, kind, call, block))
                 elif event[0] == CALL:
                     sinks.call(calls.pop(event[1]))
                 elif event[0] == CLOSE:

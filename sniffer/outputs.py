@@ -1,0 +1,186 @@
+"""What a run can write: one table of outputs, and the sinks a run hands the flow to.
+
+An output is one entry: its name (also its option, `--har FILE`, when it has one), the files it
+writes into an `-o` directory, how its sink opens, whether it shows bodies (their display is then
+prepared once per message for all of them) and whether it shows what masking changes. The
+command line's options and help, the `-o` file list and the wiring below all derive from it.
+
+Secrets are masked here and only here: by a `Presenter` in this process, or by the output
+process that `--jobs 2` starts (see `render.worker`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from . import redact
+from .atomic import OutputError
+from .flow import Call
+from .render.har import HarSink
+from .render.html import HtmlSink
+from .render.jsonl import JsonlSink
+from .render.log import LogSink
+from .render.markdown import DocumentSink
+from .render.otlp import OtlpSink
+from .render.sink import FanOut, Presenter, Sink
+from .render.worker import WorkerSink
+
+
+@dataclass(frozen=True)
+class Style:
+    """How the documents read."""
+
+    lang: str = "en"
+    templates: bool = False  # paths as their API templates
+
+
+@dataclass(frozen=True)
+class Output:
+    name: str
+    files: tuple[str, ...]  # what it writes into -o DIR (the first is its path); (): not there
+    open: Callable[[str, Style], Sink]  # its sink, given its path (or URL)
+    help: str | None = None  # its own option's help (one sentence); None: written with -o only
+    metavar: str = "FILE"
+    bodies: bool = False  # shows bodies
+    masked: bool = True  # shows headers or bodies: takes calls with their secrets masked
+    local: bool = False  # stays in this process with --jobs 2 (network calls and warnings)
+    needs: tuple[str, str] | None = None  # a module it needs, and the extra that installs it
+
+
+OUTPUTS = (
+    Output(
+        "documents",
+        ("index.md", "body.md", "diagram.md"),
+        lambda path, style: DocumentSink(os.path.dirname(path), style.lang, style.templates),
+        bodies=True,
+    ),
+    Output("log", ("log.md",), lambda path, style: LogSink(path), bodies=True),
+    Output("calls", ("calls.jsonl",), lambda path, style: JsonlSink(path)),
+    Output(
+        "har",
+        ("flow.har",),
+        lambda path, style: HarSink(path),
+        "Write the calls as HAR 1.2 to FILE",
+    ),
+    Output(
+        "html",
+        ("report.html",),
+        lambda path, style: HtmlSink(path),
+        "Write the self-contained HTML report to FILE",
+        bodies=True,
+    ),
+    Output(
+        "otlp",
+        (),
+        lambda path, style: OtlpSink(path),
+        "Write OpenTelemetry traces to FILE (OTLP/JSON, one export request per line)",
+    ),
+    Output(
+        "otlp-endpoint",
+        (),
+        lambda url, style: OtlpSink(None, url),
+        "POST the traces as OTLP/HTTP protobuf to URL (http://collector:4318/v1/traces)",
+        metavar="URL",
+        local=True,
+        needs=("opentelemetry.proto", "otlp"),
+    ),
+)
+
+
+def directory_files() -> list[str]:
+    """The files -o writes, in the table's order."""
+    return [name for output in OUTPUTS for name in output.files]
+
+
+@dataclass
+class Chosen:
+    """The outputs a run writes: everything in `directory`, and each output given its own
+    file (by output name)."""
+
+    directory: str | None = None
+    files: dict[str, str] = field(default_factory=dict)
+    style: Style = Style()
+
+    def targets(self) -> list[tuple[Output, str]]:
+        chosen = []
+        for output in OUTPUTS:
+            if self.directory and output.files:
+                chosen.append((output, os.path.join(self.directory, output.files[0])))
+            if self.files.get(output.name):
+                chosen.append((output, self.files[output.name]))
+        return chosen
+
+    def open(self, show_secrets: bool = False, jobs: int = 1) -> list[Sink]:
+        """The sinks of the chosen outputs, masking their calls unless `show_secrets`; with 2
+        jobs, those that can are written by a second process."""
+        mask = None if show_secrets else redact.call
+        targets = self.targets()
+        for output, _ in targets:
+            _check_needs(output)
+        if self.directory and any(output.files for output, _ in targets):
+            _make_directory(self.directory)
+        local = [(o, t) for o, t in targets if o.local or jobs < 2]
+        apart = [(o, t) for o, t in targets if (o, t) not in local]
+        sinks: list[Sink] = []
+        try:
+            if apart:
+                sinks.append(WorkerSink(lambda: _open(apart, self.style), _bodies(apart), mask))
+            if local:
+                sinks.append(_presented(local, self.style, mask))
+        except OutputError:
+            for sink in sinks:
+                sink.abort()
+            raise
+        return sinks
+
+
+def _bodies(targets: list[tuple[Output, str]]) -> bool:
+    return any(output.bodies for output, _ in targets)
+
+
+def _presented(
+    targets: list[tuple[Output, str]], style: Style, mask: Callable[[Call], Call] | None
+) -> Sink:
+    """The sinks, behind a presenter that masks the calls for those that show secrets."""
+    sinks = _open(targets, style)
+    bodies = _bodies(targets)
+    masked = [sink for sink, (output, _) in zip(sinks, targets, strict=True) if output.masked]
+    if len(masked) == len(sinks):
+        return Presenter(sinks, mask, bodies)
+    rest = [sink for sink in sinks if sink not in masked]
+    return FanOut([Presenter(masked, mask, bodies), Presenter(rest, None, bodies)])
+
+
+def _open(targets: list[tuple[Output, str]], style: Style) -> list[Sink]:
+    """Open every sink; if one cannot be, none is left behind."""
+    sinks: list[Sink] = []
+    try:
+        for output, target in targets:
+            sinks.append(output.open(target, style))
+    except OutputError:
+        for sink in sinks:
+            sink.abort()
+        raise
+    return sinks
+
+
+def _check_needs(output: Output) -> None:
+    if output.needs is None:
+        return
+    module, extra = output.needs
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        raise OutputError(
+            f"--{output.name} needs {module}: pip install 'osflow-sniff[{extra}]'"
+        ) from None
+
+
+def _make_directory(directory: str) -> None:
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"cannot write to {directory}: {error.strerror}") from None
