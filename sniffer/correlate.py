@@ -60,8 +60,8 @@ class _Track:
     key: int  # in creation order
     call: Call
     heads: list[RequestHead]
-    requests: dict[int, Request] = field(default_factory=dict)  # id(head) -> request, when read
-    done: dict[int, Exchange] = field(default_factory=dict)  # id(head) -> exchange
+    requests: dict[RequestHead, Request] = field(default_factory=dict)  # when read whole
+    done: dict[RequestHead, Exchange] = field(default_factory=dict)
     settled: bool = False
     overdue: bool = False  # numbered before it settled
     messages: int = 2  # messages to number: 2, or 1 when no response was captured
@@ -122,7 +122,7 @@ class Correlator:
         self.slack = slack
         self.max_wait = max_wait
         self.counters = Counters()
-        self.hops: dict[int, _Track] = {}  # id(head) -> track, for every hop not done yet
+        self.hops: dict[RequestHead, _Track] = {}  # every hop not done yet -> its call's track
         self.unsettled: dict[int, _Track] = {}  # key -> track, in start order
         self.waiting: dict[int, _Track] = {}  # the unsettled calls not overdue, in start order
         self.open_by_callee: dict[str, dict[int, _Track]] = {}  # the unsettled, per callee
@@ -156,18 +156,18 @@ class Correlator:
             track = self._new_call(head)
         else:
             track.heads.append(head)
-        self.hops[id(head)] = track
+        self.hops[head] = track
 
     def request_done(self, head: RequestHead, request: Request) -> None:
-        track = self.hops.get(id(head))
+        track = self.hops.get(head)
         if track is not None:  # kept in case the call is numbered before its response
-            track.requests[id(head)] = request
+            track.requests[head] = request
 
     def exchange_done(self, head: RequestHead, exchange: Exchange) -> None:
-        track = self.hops.pop(id(head), None)
+        track = self.hops.pop(head, None)
         if track is None:
             return
-        track.done[id(head)] = exchange
+        track.done[head] = exchange
         if len(track.done) == len(track.heads):
             self._settle(track)
         end = exchange.response.end_ts if exchange.response else exchange.request.end_ts
@@ -272,7 +272,7 @@ class Correlator:
         del self.unsettled[track.key]
         self.waiting.pop(track.key, None)
         _leave(self.open_by_callee, track)
-        call.hops = [track.done[id(head)] for head in track.heads]
+        call.hops = [track.done[head] for head in track.heads]
         track.requests.clear()
 
     def _settle_overdue(self, track: _Track) -> None:
@@ -338,10 +338,10 @@ class Correlator:
     @staticmethod
     def _so_far(track: _Track, head: RequestHead) -> Exchange:
         """A hop as far as it was read: the request (or its head alone) and any response."""
-        done = track.done.get(id(head))
+        done = track.done.get(head)
         if done is not None:
             return done
-        request = track.requests.get(id(head)) or head.bare_request()
+        request = track.requests.get(head) or head.bare_request()
         return Exchange(head.client, head.server, request, None)
 
     def _emit(self, kind: str, track: _Track) -> None:
@@ -350,10 +350,14 @@ class Correlator:
             if not call.id:
                 call.id = f"~{next(self.synthetic_ids)}"
             self._sweep(track.start)
-            call.caller, call.parent = lineage.resolve(
+            call.caller, parent = lineage.resolve(
                 track.heads[0], self._candidates(track), self.services
             )
-            call.depth = call.parent.depth + 1 if call.parent else 0
+            if parent is None:
+                call.root_id = call.id
+            else:
+                call.parent, call.parent_id = parent.key, parent.id
+                call.root_id, call.depth = parent.root_id, parent.depth + 1
             self._index(track)
         call.numbers.append(next(self.numbers))
         self.on_message(FlowMessage(call.numbers[-1], kind, call))
@@ -422,7 +426,7 @@ class Correlator:
         """End of input: settle what is left as it is, and emit everything."""
         for track in list(self.unsettled.values()):
             for head in track.heads:
-                track.done.setdefault(id(head), self._so_far(track, head))
+                track.done.setdefault(head, self._so_far(track, head))
             self._settle(track)
         self.hops.clear()
         self.advance(self.now, final=True)

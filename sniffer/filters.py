@@ -119,7 +119,7 @@ class SelectingSink(FanOut):
     def message(self, message: FlowMessage) -> None:
         call = message.call
         if message.is_request:
-            parent_dropped = call.parent is not None and call.parent.key in self.dropped
+            parent_dropped = call.parent is not None and call.parent in self.dropped
             if parent_dropped or self.selection.drops(call):
                 self.dropped.add(call.key)
                 self.views[call.key] = None

@@ -112,7 +112,9 @@ class Call:
     caller: str
     callee: str
     hops: list[Exchange]
-    parent: Call | None = None
+    parent: int | None = None  # the key of the call it was made while serving
+    parent_id: str | None = None  # that call's id, as outputs name it
+    root_id: str = ""  # the id of the call its tree began with (its own, for a root)
     depth: int = 0
     operation: Operation | None = None
     numbers: list[int] = field(default_factory=list)  # request and response message numbers

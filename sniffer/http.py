@@ -47,9 +47,10 @@ RESPONSE_START = re.compile(rb"(?:^|\n)(HTTP/1\.[01] [1-5]\d\d[ \r\n])")
 ID_HEADER = "x-requestshook-request-id"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class RequestHead:
-    """A request as soon as its head is parsed: enough to name and nest its call."""
+    """A request as soon as its head is parsed: enough to name and nest its call. Each head is
+    one event, equal only to itself (and so a cheap key)."""
 
     client: Endpoint
     server: Endpoint
@@ -198,8 +199,8 @@ class HttpConnection:
         self.pending: deque[_Pending] = deque()
         self.waiting = b""  # response bytes that arrived before any request
         self.waiting_mark: tuple[float, int, int] | None = None
-        # answered before their request ended (an early 413, say): id(head) -> request
-        self.answered: dict[int, _Pending] = {}
+        # answered before their request ended (an early 413, say): head -> request
+        self.answered: dict[RequestHead, _Pending] = {}
 
     # -- StreamHandler ---------------------------------------------------------------------
 
@@ -460,7 +461,7 @@ class HttpConnection:
             partial.complete,
             partial.trailers,
         )
-        answered = self.answered.pop(id(head), None)
+        answered = self.answered.pop(head, None)
         if answered is not None:
             answered.request = request
             self._finish(answered, answered.response)
@@ -513,7 +514,7 @@ class HttpConnection:
         self.pending.remove(owner)
         if owner.request is None:  # answered before the request ended: finish with it
             owner.response = response
-            self.answered[id(owner.head)] = owner
+            self.answered[owner.head] = owner
             return
         self._finish(owner, response)
 

@@ -86,7 +86,7 @@ def wrong_parents(calls: list[Call]) -> list[str]:
     return [
         call.id
         for call in calls
-        if (call.caller, call.callee, call.parent.id if call.parent else None)
+        if (call.caller, call.callee, call.parent_id)
         != tuple(truth[call.id][k] for k in ("caller", "callee", "parent"))
     ]
 

@@ -65,7 +65,7 @@ def entry(call: Call) -> dict:
         "_id": call.id,
         "_caller": call.caller,
         "_callee": call.callee,
-        "_parent": call.parent.id if call.parent else None,
+        "_parent": call.parent_id,
         "_operation": (
             {"title": call.operation.title, "url": call.operation.url} if call.operation else None
         ),

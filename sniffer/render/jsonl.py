@@ -57,15 +57,8 @@ def hop_record(hop: Exchange) -> dict:
     }
 
 
-_last_hops: tuple[Call | None, list[dict]] = (None, [])
-
-
 def hop_records(call: Call) -> list[dict]:
-    """The call's hops as records; the JSON lines and the HAR ask in turn, so the last is kept."""
-    global _last_hops
-    if _last_hops[0] is not call:
-        _last_hops = (call, [hop_record(hop) for hop in call.hops])
-    return _last_hops[1]
+    return [hop_record(hop) for hop in call.hops]
 
 
 def call_record(call: Call) -> dict:
@@ -84,7 +77,7 @@ def call_record(call: Call) -> dict:
         "request_time": timestamp(request.ts),
         "response_time": timestamp(response.end_ts if response else None),
         "duration_ms": round(call.duration * 1000, 3) if call.duration is not None else None,
-        "parent": call.parent.id if call.parent else None,
+        "parent": call.parent_id,
         "depth": call.depth,
         "operation": {"title": operation.title, "url": operation.url} if operation else None,
         "hops": hop_records(call),

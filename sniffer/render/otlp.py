@@ -31,18 +31,12 @@ def _id(text: str, length: int) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
-def root_of(call: Call) -> Call:
-    while call.parent is not None:
-        call = call.parent
-    return call
-
-
 def trace_id(call: Call) -> str:
-    return _id("trace:" + root_of(call).id, 32)
+    return _id("trace:" + call.root_id, 32)
 
 
-def span_id(call: Call, side: str) -> str:
-    return _id(f"{side}:{call.id}", 16)
+def span_id(call_id: str, side: str) -> str:
+    return _id(f"{side}:{call_id}", 16)
 
 
 def _value(value: object) -> dict:
@@ -88,7 +82,7 @@ def spans(call: Call) -> list[tuple[str, dict]]:
     trace = trace_id(call)
     client = {
         "traceId": trace,
-        "spanId": span_id(call, "client"),
+        "spanId": span_id(call.id, "client"),
         "name": name,
         "kind": SPAN_KIND_CLIENT,
         "startTimeUnixNano": str(start),
@@ -96,12 +90,12 @@ def spans(call: Call) -> list[tuple[str, dict]]:
         "attributes": _attributes({**common, "peer.service": call.callee}),
         "status": status,
     }
-    if call.parent is not None:
-        client["parentSpanId"] = span_id(call.parent, "server")
+    if call.parent_id is not None:
+        client["parentSpanId"] = span_id(call.parent_id, "server")
     server = {
         "traceId": trace,
-        "spanId": span_id(call, "server"),
-        "parentSpanId": span_id(call, "client"),
+        "spanId": span_id(call.id, "server"),
+        "parentSpanId": span_id(call.id, "client"),
         "name": name,
         "kind": SPAN_KIND_SERVER,
         "startTimeUnixNano": str(start),

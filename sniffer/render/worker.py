@@ -7,11 +7,10 @@ goes to whichever process has time: when the worker falls behind (batches pile u
 side masks the calls of the next batches and prepares their bodies.
 
 Events cross a pipe in pickled batches: a call crosses once, with its first message, and later
-events name it by a key; its parent crosses as a bare stub (id, names, depth, and its own
-parent), which is all that sinks read of a parent, so that a pickle never drags a parent's
-bodies along. A thread sends the batches, so that the main process does not stop each time the
-worker is busy for a moment, and the bounded queue before it bounds what is in flight: a slow
-disk slows the reader instead of filling memory. The pipe is widened to hold a whole batch,
+events name it by its key (a call names its parent by key too, so that a pickle never drags a
+parent's bodies along). A thread sends the batches, so that the main process does not stop each
+time the worker is busy for a moment, and the bounded queue before it bounds what is in flight: a
+slow disk slows the reader instead of filling memory. The pipe is widened to hold a whole batch,
 and written and read through memoryviews: no copy of a batch on either side.
 """
 
@@ -45,16 +44,9 @@ MESSAGE, CALL, CLOSE, ABORT = range(4)
 PIPE_BYTES = 1 << 20  # a batch in one write, not in the default pipe's 64 KiB steps
 
 
-def stub(call: Call | None) -> Call | None:
-    """What a sink reads of a parent call: who, how deep, and its own parent."""
-    if call is None:
-        return None
-    return Call(call.id, call.caller, call.callee, [], stub(call.parent), call.depth, key=call.key)
-
-
 def portable(call: Call) -> Call:
-    """A call as it crosses: its parent a stub, its message numbers filled in over there."""
-    return replace(call, parent=stub(call.parent), numbers=[])
+    """A call as it crosses: its message numbers are filled in over there."""
+    return replace(call, numbers=[])
 
 
 def _size(call: Call) -> int:
