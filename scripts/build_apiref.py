@@ -19,18 +19,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-OUTPUT = Path(__file__).resolve().parent.parent / "sniffer" / "data" / "operations.json"
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from sniffer.openstack import services  # noqa: E402
+
+OUTPUT = ROOT / "sniffer" / "data" / "operations.json"
 DOCS = "https://docs.openstack.org/api-ref"
-# project -> (service type, the published name of its api-ref)
-PROJECTS = {
-    "keystone": ("identity", "identity"),
-    "glance": ("image", "image"),
-    "nova": ("compute", "compute"),
-    "neutron-lib": ("network", "network"),
-    "cinder": ("block-storage", "block-storage"),
-    "placement": ("placement", "placement"),
-    "swift": ("object-store", "object-store"),
-}
+# project -> the official service type of what its api-ref documents (in data/openstack.toml),
+# which is also the name its API reference is published under
+PROJECTS = {service.api_ref: service.types[0] for service in services() if service.api_ref}
 REST_METHOD = re.compile(r"^\.\. rest_method::\s+([A-Z]+)\s+(\S+)", re.M)
 TITLE_RULE = re.compile(r"^([=\-~^\"'`#*+]){3,}\s*$")
 INCLUDE = re.compile(r"^\.\. include::\s+(\S+\.inc)\s*$", re.M)
@@ -81,7 +78,7 @@ def operations_in(text: str) -> list[tuple[str, str, str]]:
 def build(repos: dict[str, str]) -> dict:
     operations, sources = [], []
     for project, repo in repos.items():
-        service, published = PROJECTS[project]
+        service = published = PROJECTS[project]
         commit = git(repo, "rev-parse", "HEAD").strip()
         date = git(repo, "log", "-1", "--format=%cs").strip()
         sources.append({"project": f"openstack/{project}", "commit": commit, "date": date})

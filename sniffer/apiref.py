@@ -17,19 +17,12 @@ from collections.abc import Iterable
 from importlib import resources
 
 from .flow import Operation
+from .openstack import services
 
-# callee service name -> service type (as in a keystone catalog)
-SERVICE_TYPES = {
-    "keystone": "identity",
-    "glance-api": "image",
-    "nova-api": "compute",
-    "neutron-server": "network",
-    "cinder-api": "block-storage",
-    "placement-api": "placement",
-    "swift-proxy-server": "object-store",
-    "trove-api": "database",
-}
-PREFIXES = ("/identity", "/image", "/compute", "/volume", "/networking", "/placement")
+# callee service name -> its official service type (as in a keystone catalog)
+SERVICE_TYPES = {service.name: service.types[0] for service in services() if service.types}
+# the deployment prefixes of the services the table documents, stripped before matching
+PREFIXES = tuple(service.prefix for service in services() if service.api_ref and service.prefix)
 VERSION = re.compile(r"^/v\d+(\.\d+)?(?=/|$)")
 LABELS = {"en": "API reference", "ko": "API 참조"}
 

@@ -11,30 +11,10 @@ from urllib.parse import urlsplit
 
 from .content import decoded, parse
 from .flow import Body
+from .openstack import services
 
-# catalog service type -> the service names DESIGN.md uses
-TYPES = {
-    "identity": "keystone",
-    "image": "glance-api",
-    "compute": "nova-api",
-    "compute_legacy": "nova-api",
-    "network": "neutron-server",
-    "block-storage": "cinder-api",
-    "volume": "cinder-api",
-    "volumev2": "cinder-api",
-    "volumev3": "cinder-api",
-    "placement": "placement-api",
-    "object-store": "swift-proxy-server",
-    "database": "trove-api",
-    "orchestration": "heat-api",
-    "key-manager": "barbican-api",
-    "load-balancer": "octavia-api",
-    "dns": "designate-api",
-    "shared-file-system": "manila-api",
-    "sharev2": "manila-api",
-    "baremetal": "ironic-api",
-    "container-infra": "magnum-api",
-}
+# catalog service type (official or alias) -> the service name every output uses
+TYPES = {kind: service.name for service in services() for kind in service.types}
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 

@@ -16,26 +16,11 @@ import struct
 import threading
 
 from .flow import Endpoint
+from .openstack import services
 
-# command-line word -> service (first match wins; more specific names first)
-COMMANDS = (
-    (re.compile(r"glance-api"), "glance-api"),
-    (re.compile(r"nova-compute"), "nova-compute"),
-    (re.compile(r"nova-scheduler"), "nova-scheduler"),
-    (re.compile(r"nova-conductor"), "nova-conductor"),
-    (re.compile(r"nova-api-metadata|nova-metadata"), "nova-metadata-api"),
-    (re.compile(r"nova-api"), "nova-api"),
-    (re.compile(r"neutron-server|neutron-api"), "neutron-server"),
-    (re.compile(r"keystone"), "keystone"),
-    (re.compile(r"placement"), "placement-api"),
-    (re.compile(r"cinder-api"), "cinder-api"),
-    (re.compile(r"cinder-volume"), "cinder-volume"),
-    (re.compile(r"cinder-scheduler"), "cinder-scheduler"),
-    (re.compile(r"swift-proxy-server"), "swift-proxy-server"),
-    (re.compile(r"trove-api"), "trove-api"),
-    (re.compile(r"heat-api"), "heat-api"),
-    (re.compile(r"horizon|openstack_dashboard"), "horizon"),
-    (re.compile(r"(^|/)openstack$|openstackclient"), "openstack"),
+# command-line word -> service (first match wins: the table lists more specific names first)
+COMMANDS = tuple(
+    (re.compile(pattern), service.name) for service in services() for pattern in service.processes
 )
 FRONT_DOORS = frozenset({"apache2", "httpd", "nginx", "haproxy"})
 INTERPRETERS = re.compile(r"^(python[0-9.]*|uwsgi|gunicorn|sudo|env)$")

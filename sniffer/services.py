@@ -1,7 +1,8 @@
 """Who is who: caller and callee names from headers, the deployment layout, or a user file.
 
-The defaults are the layouts in DESIGN.md: devstack's front door on port 80 routing by path prefix,
-and the classic per-service ports. A user file (`--services FILE`, TOML) overrides or extends them:
+The defaults are the two layouts the table of OpenStack services (data/openstack.toml) records:
+devstack's front door on port 80 routing by path prefix, and the classic per-service ports. A
+user file (`--services FILE`, TOML) overrides or extends them:
 
     front_door_ports = [80, 8000]      # ports where the path prefix names the service
     [prefixes]                         # path prefix behind the front door -> service
@@ -20,73 +21,16 @@ from dataclasses import dataclass, field
 
 from .catalog import Catalog
 from .flow import Endpoint
+from .openstack import services
 
 FRONT_DOOR_PORTS = (80,)
-PREFIXES = {
-    "/identity": "keystone",
-    "/compute": "nova-api",
-    "/placement": "placement-api",
-    "/volume": "cinder-api",
-    "/networking": "neutron-server",
-    "/image": "glance-api",
-    "/key-manager": "barbican-api",
-    "/load-balancer": "octavia-api",
-    "/heat-api": "heat-api",
-}
-PORTS = {
-    5000: "keystone",
-    35357: "keystone",
-    9292: "glance-api",
-    8774: "nova-api",
-    8775: "nova-metadata-api",
-    8776: "cinder-api",
-    8778: "placement-api",
-    9696: "neutron-server",
-    8080: "swift-proxy-server",
-    8004: "heat-api",
-    8779: "trove-api",
-    9311: "barbican-api",
-    9876: "octavia-api",
-    9001: "designate-api",
-    8786: "manila-api",
-    6385: "ironic-api",
-    9511: "magnum-api",
-}
 FROM_HEADER = "X-Requestshook-Request-From"
-# User-Agent products of the OpenStack command line: the caller is the user's `openstack`
-CLIENT_AGENTS = {
-    "openstacksdk": "openstack",
-    "python-openstackclient": "openstack",
-    "osc-lib": "openstack",
-}
-# services that put their own name first in their User-Agent
-SERVICES = frozenset(
-    {
-        "openstack",
-        "keystone",
-        "glance-api",
-        "nova-api",
-        "nova-compute",
-        "nova-scheduler",
-        "nova-conductor",
-        "neutron-server",
-        "cinder-api",
-        "cinder-volume",
-        "cinder-scheduler",
-        "placement-api",
-        "swift-proxy-server",
-        "trove-api",
-        "heat-api",
-        "heat-engine",
-        "horizon",
-        "octavia-api",
-        "barbican-api",
-        "designate-api",
-        "manila-api",
-        "ironic-api",
-        "magnum-api",
-    }
-)
+# devstack's path prefixes, the classic ports, and the User-Agent products that name a caller
+# for sure (a service's own name first, or the command line's libraries for the user's
+# `openstack`): no two services share one, so the order of these maps does not matter
+PREFIXES = {service.prefix: service.name for service in services() if service.prefix}
+PORTS = {port: service.name for service in services() for port in service.ports}
+AGENTS = {product: service.name for service in services() for product in service.agents}
 
 
 class ServicesFileError(ValueError):
@@ -150,9 +94,7 @@ class ServiceMap:
             return None
         if product in self.agents:
             return self.agents[product]
-        if product in CLIENT_AGENTS:
-            return CLIENT_AGENTS[product]
-        return product if product in SERVICES else None
+        return AGENTS.get(product)
 
     @classmethod
     def load(cls, path: str | None) -> ServiceMap:
