@@ -264,6 +264,7 @@ def main(
             code = run_offline(run, files, parse_offsets(clock_offsets, files))
         else:
             run.jobs = jobs or default_jobs(())
+            assert interface is not None  # (one of -r and -i: checked above)
             live = Live(interface, " ".join(expression) or None, buffer_mib << 20, write_file)
             live.calls, live.seconds = count, duration
             code = run_live(run, live)

@@ -37,13 +37,15 @@ from dataclasses import dataclass, field
 
 from . import lineage
 from .apiref import SERVICE_TYPES, OperationIndex
-from .flow import Call, Exchange, FlowMessage, Operation, Request
+from .flow import Call, Exchange, FlowMessage, Kind, Operation, Request
 from .http import ID_HEADER, RequestHead
 from .services import ServiceMap
 from .stats import Stats
 
 SLACK = 0.5  # seconds: captures' disorder, a first TCP retransmission (RTO 200 ms)
 MAX_WAIT = 10.0  # seconds of capture time a call may hold back the calls after it
+# a live view's callback: a call's request or response, as soon as it is seen
+Progress = Callable[[str, Call, int, RequestHead], None]
 SEEN_HOPS = 1 << 16  # exchanges remembered to recognise a copy from another host's capture
 
 
@@ -109,7 +111,7 @@ class Correlator:
         on_message: Callable[[FlowMessage], None],
         on_call: Callable[[Call], None],
         slack: float = SLACK,
-        on_progress: Callable[[str, Call, int, RequestHead], None] | None = None,
+        on_progress: Progress | None = None,
         max_wait: float = MAX_WAIT,
     ) -> None:
         self.services = services
@@ -130,7 +132,7 @@ class Correlator:
         self.seen_hops: OrderedDict[tuple, None] = OrderedDict()  # recent (id, client, server)
         self.in_progress: dict[str, dict[int, _Track]] = {}  # callee -> numbered, not swept
         self.endings: list[tuple[float, int, _Track]] = []  # (end, key) of the settled indexed
-        self.ready: list[tuple[float, int, str, _Track]] = []
+        self.ready: list[tuple[float, int, Kind, _Track]] = []
         # one count for the calls' keys (their request heads, as parsed) and the responses (as
         # completed): on a tie of first-byte times, messages go in the order they were seen
         self.order = itertools.count()
@@ -219,10 +221,10 @@ class Correlator:
             self.by_request_id[request_id] = track
         self._hold(1)
         if self.on_progress is not None:
-            self._show_started(track)
+            self._show_started(track, self.on_progress)
         return track
 
-    def _show_started(self, track: _Track) -> None:
+    def _show_started(self, track: _Track, show: Progress) -> None:
         """A first guess of caller and depth, for a live view that cannot wait for numbering."""
         head = track.heads[0]
         agent = head.header("user-agent")
@@ -237,7 +239,7 @@ class Correlator:
             if other is not track and other.start <= head.ts:
                 track.live_depth = other.live_depth + 1
                 break
-        self.on_progress("request", call, track.live_depth, head)
+        show("request", call, track.live_depth, head)
 
     # -- settling ----------------------------------------------------------------------------
 
@@ -294,7 +296,7 @@ class Correlator:
             SERVICE_TYPES.get(call.callee), request.method, request.path, request.body.data
         )
 
-    def _queue(self, kind: str, track: _Track, ts: float | None = None) -> None:
+    def _queue(self, kind: Kind, track: _Track, ts: float | None = None) -> None:
         """Ready to be numbered: a request at its call's start, a response at `ts`."""
         if ts is None:
             entry = (track.start, track.key, kind, track)
@@ -344,7 +346,7 @@ class Correlator:
         request = track.requests.get(head) or head.bare_request()
         return Exchange(head.client, head.server, request, None)
 
-    def _emit(self, kind: str, track: _Track) -> None:
+    def _emit(self, kind: Kind, track: _Track) -> None:
         call = track.call
         if kind == "request":
             if not call.id:
@@ -390,7 +392,11 @@ class Correlator:
             found += [
                 other.candidate
                 for other in pool.values()
-                if other.start < start or (other.start == start and other.heads[0].client != client)
+                if other.candidate is not None  # (always, once indexed: for the type checker)
+                and (
+                    other.start < start
+                    or (other.start == start and other.heads[0].client != client)
+                )
             ]
         return found
 

@@ -17,11 +17,16 @@ def record(cls: type) -> type:
     walking their fields in Python, at twice the cost on both sides."""
     cls = dataclass(frozen=True, slots=True)(cls)
     values = attrgetter(*(each.name for each in fields(cls)))
-    cls.__reduce__ = lambda self: (cls, values(self))
+
+    def reduce(self: object) -> tuple[type, tuple]:
+        return cls, values(self)
+
+    cls.__reduce__ = reduce  # type: ignore[assignment,method-assign]  # (made for this class)
     return cls
 
 
 Headers = tuple[tuple[str, str], ...]
+Kind = Literal["request", "response"]
 Endpoint = tuple[str, int]
 
 
@@ -170,7 +175,7 @@ class FlowMessage:
     """A request or a response of a call, numbered in the order its first byte was seen."""
 
     number: int
-    kind: Literal["request", "response"]
+    kind: Kind
     call: Call
     # its body made ready for display (language, text), once for every sink that shows bodies:
     # see `render.sink.Presenter`

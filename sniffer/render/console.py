@@ -12,7 +12,7 @@ from .text import clock, title
 def line(message: FlowMessage, templates: bool = False) -> str:
     call = message.call
     shown = call.request if message.is_request else call.response
-
+    assert shown is not None  # (a response message has one)
     indent = "  " * call.depth
     if message.is_request:
         text = f"{indent}{call.caller} → {call.callee}  {title(message, templates)}"
@@ -23,7 +23,7 @@ def line(message: FlowMessage, templates: bool = False) -> str:
     if message.is_request and call.note:
         text += f"  [{call.note}]"
     elif (message.is_request and not call.request.complete) or (
-        not message.is_request and not call.response.complete
+        not message.is_request and not shown.complete
     ):
         text += "  [incomplete]"
     elif message.is_request and call.response is None:

@@ -43,7 +43,7 @@ class LiveView:
                 line += f"(no response) {head.target}"
             else:
                 line += f"{response.status} {response.reason} {head.target}"
-                line += f"  ({call.duration * 1000:.1f} ms)"
+                line += f"  ({(response.end_ts - call.request.ts) * 1000:.1f} ms)"
             if call.operation is not None:
                 line += f"  [{call.operation.title}]"
             if not call.complete:
@@ -59,6 +59,8 @@ class LiveView:
         return True
 
     def show_status(self, text: str) -> None:
+        if self.status is None:
+            return
         self.status.write("\r\033[K" + text)
         self.status.flush()
         self.shown = True

@@ -17,6 +17,7 @@ def entry(message: FlowMessage) -> tuple[bytes, ...]:
             first += f"  ({call.note})"
     else:
         response = call.response
+        assert response is not None  # (a response message has one)
         first = (
             f"### ({call.caller}) RESP <<< ({call.callee}) : "
             f"{response.status} {response.reason} {request.method} {url(call)}"

@@ -41,7 +41,7 @@ def section(message: FlowMessage, label: str, templates: bool = False) -> tuple[
         operation = call.operation
         lines += [f'!!! reference "{label}"', f"{INDENT}[{operation.title}]({operation.url})", ""]
     headers, _ = parts(message)
-    language, text = body_block(message)
+    language, body = body_block(message)
     lines += [
         '=== "Header"',
         f'{INDENT}``` http title="{attr}" linenums="1"',
@@ -53,7 +53,7 @@ def section(message: FlowMessage, label: str, templates: bool = False) -> tuple[
         INDENT,
     ]
     # the body, often most of the section, is indented by one call and not copied again
-    return "\n".join(lines).encode(), text.replace(b"\n", BODY_INDENT), BODY_END
+    return "\n".join(lines).encode(), body.replace(b"\n", BODY_INDENT), BODY_END
 
 
 def diagram_line(message: FlowMessage, templates: bool = False) -> str:
