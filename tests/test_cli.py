@@ -21,6 +21,23 @@ def test_without_output_prints_one_line_per_message():
     assert "4 calls" in result.stderr
 
 
+def test_a_reader_that_goes_away_ends_the_lines_not_the_run(tmp_path):
+    """`osflow-sniff -r X -o DIR | head -1`: the terminal's lines stop when the reader has gone,
+    and the run goes on to write its files and exit 0, with no traceback."""
+    run = subprocess.Popen(
+        ["osflow-sniff", "-r", str(PCAPS / "server-create.pcap"), "-o", str(tmp_path / "o")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    run.stdout.close()  # gone before the first line is written: every write fails
+    errors = run.stderr.read().decode()
+    assert run.wait(60) == 0, errors
+    assert errors.splitlines() == [
+        "246 packets, 15 connections, 52 requests, 52 responses, 48 calls"
+    ]
+    assert (tmp_path / "o" / "calls.jsonl").read_text().count("\n") == 48
+
+
 def test_outputs_are_written_whole_with_no_temporary_files_left(sniff):
     run = sniff(SEED)
     assert sorted(p.name for p in run.out.iterdir()) == sorted(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from typing import TextIO
 
 from ..flow import FlowMessage
@@ -31,13 +33,33 @@ def line(message: FlowMessage, templates: bool = False) -> str:
     return f"{message.number:>4} {clock(shown.ts)} {text}"
 
 
+class Terminal:
+    """Lines for a terminal or a pipe. When the reader goes away (`| head`), the rest is dropped
+    and the run goes on: its files are still written."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.gone = False
+
+    def write(self, text: str) -> None:
+        if self.gone:
+            return
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except BrokenPipeError:
+            self.gone = True
+            # what is still buffered would fail again at exit, with a traceback
+            with contextlib.suppress(OSError, ValueError):  # (a stream without a descriptor)
+                os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+
+
 class ConsoleSink(Sink):
-    masked_input = False  # it shows no header and no body: nothing that masking changes
+    """One line per message (it shows no header and no body: nothing that masking changes)."""
 
     def __init__(self, stream: TextIO, templates: bool = False) -> None:
-        self.stream = stream
+        self.out = Terminal(stream)
         self.templates = templates
 
     def message(self, message: FlowMessage) -> None:
-        self.stream.write(line(message, self.templates) + "\n")
-        self.stream.flush()
+        self.out.write(line(message, self.templates) + "\n")

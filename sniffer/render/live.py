@@ -11,6 +11,7 @@ from typing import TextIO
 from ..filters import Selection
 from ..flow import Call
 from ..http import RequestHead
+from .console import Terminal
 from .text import clock
 
 
@@ -18,7 +19,7 @@ class LiveView:
     def __init__(
         self, out: TextIO, status: TextIO | None, selection: Selection | None = None
     ) -> None:
-        self.out = out
+        self.out = Terminal(out)
         self.selection = selection  # calls dropped from the outputs are not shown either
         self.status = status  # a terminal for the status line, or None
         self.shown = False
@@ -49,7 +50,6 @@ class LiveView:
             if not call.complete:
                 line += "  [incomplete]"
         self.out.write(f"{clock(ts)} {line}\n")
-        self.out.flush()
 
     def due(self, now: float) -> bool:
         """Whether the status line should be rewritten now (at most twice a second)."""
