@@ -31,9 +31,12 @@ class Catalog:
         if b'"catalog"' not in data or body.truncated:
             return False
         try:
-            token = parse(data.decode("utf-8")).get("token", {})
-        except (ValueError, AttributeError, UnicodeDecodeError):
+            document = parse(data.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
             return False
+        if not isinstance(document, dict):
+            return False
+        token = document.get("token", {})
         catalog = token.get("catalog") if isinstance(token, dict) else None
         if catalog == self.last:
             return True

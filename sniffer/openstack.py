@@ -12,6 +12,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 FIELDS = frozenset({"name", "types", "ports", "prefix", "processes", "agents", "api_ref"})
 
@@ -47,7 +48,8 @@ def _service(entry: dict) -> Service:
             re.compile(pattern)
         except re.error as error:
             raise ValueError(f"service {entry['name']!r}: pattern {pattern!r}: {error}") from None
-    return Service(**{key: tuple(v) if isinstance(v, list) else v for key, v in entry.items()})
+    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in entry.items()}
+    return Service(**fields)  # (checked against FIELDS above; TOML gives the types)
 
 
 def _unique(services: tuple[Service, ...], field: str) -> None:
