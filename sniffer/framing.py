@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
 import h11
 
@@ -70,7 +72,9 @@ class Informational:
 
 @dataclass(slots=True)
 class Data:
-    data: bytes
+    # bytes when each piece is read before more is received (http.py); a bytearray only if
+    # receive() is called again in the middle of a body
+    data: bytes | bytearray
 
 
 @dataclass(slots=True)
@@ -97,7 +101,7 @@ def _synthetic_request(method: str) -> h11.Request:
     return h11.Request(method=method, target="/", headers=[("Host", "x")])
 
 
-def _headers(items) -> Headers:
+def _headers(items: Iterable[tuple[bytes, bytes]]) -> Headers:
     return tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in items)
 
 
@@ -125,7 +129,7 @@ def _plain_length(headers: Headers, request: bool) -> int | None:
     return length
 
 
-def plain_request(head: bytes) -> tuple[RequestStart, int] | None:
+def plain_request(head: bytes | bytearray) -> tuple[RequestStart, int] | None:
     text = head.decode("latin-1")
     line = REQUEST_LINE.match(text)
     if line is None or line[1] == "CONNECT" or FIELDS.fullmatch(text, line.end()) is None:
@@ -137,7 +141,7 @@ def plain_request(head: bytes) -> tuple[RequestStart, int] | None:
     return RequestStart(line[1], line[2], "1.1", headers), length
 
 
-def plain_response(head: bytes) -> tuple[ResponseStart, int] | None:
+def plain_response(head: bytes | bytearray) -> tuple[ResponseStart, int] | None:
     text = head.decode("latin-1")
     line = STATUS_LINE.match(text)
     if line is None or FIELDS.fullmatch(text, line.end()) is None:
@@ -155,8 +159,19 @@ def plain_response(head: bytes) -> tuple[ResponseStart, int] | None:
 class Framer:
     """Frames the messages of one direction: requests (the client's bytes) or responses."""
 
-    __slots__ = ("requests", "max_head", "fast", "h11", "data", "pos", "searched", "remaining")
-    __slots__ += ("closed", "done", "method")
+    __slots__ = (
+        "requests",
+        "max_head",
+        "fast",
+        "h11",
+        "data",
+        "pos",
+        "searched",
+        "remaining",
+        "closed",
+        "done",
+        "method",
+    )
 
     def __init__(self, requests: bool, max_head: int) -> None:
         self.requests = requests
@@ -214,7 +229,7 @@ class Framer:
     def next_event(self) -> Event:
         """The next event (NEED_DATA when none yet); raises FramingError."""
         if self.h11 is not None:
-            return self._h11_event()
+            return self._h11_event(self.h11)
         if self.remaining > 0:
             return self._body()
         if self.remaining == 0:
@@ -266,6 +281,7 @@ class Framer:
         if type(data) is bytearray:  # a gathered head: bodies are handed on as bytes
             self.data = data = bytes(data)
         head = data[pos : found.end()]
+        plain: tuple[RequestStart | ResponseStart, int] | None
         if self.requests:
             plain = plain_request(head)
         else:
@@ -301,39 +317,43 @@ class Framer:
             conn.send(_synthetic_request(self.method))
             conn.send(END_OF_MESSAGE)
         if self.pos < len(self.data):
-            conn.receive_data(self.data[self.pos :])
+            # h11 annotates bytes but buffers any bytes-like (its receive buffer is a bytearray)
+            conn.receive_data(self.data[self.pos :])  # type: ignore[arg-type]
         if self.closed:
             conn.receive_data(b"")
         self.h11, self.data, self.pos = conn, b"", 0
-        return self._h11_event()
+        return self._h11_event(conn)
 
-    def _h11_event(self) -> Event:
+    def _h11_event(self, conn: h11.Connection) -> Event:
         try:
-            event = self.h11.next_event()
+            event = conn.next_event()
         except h11.RemoteProtocolError as error:
             raise FramingError(str(error)) from None
+        # one type() for the dispatch; mypy narrows only on type(event) itself, hence the casts
         kind = type(event)
         if kind is h11.Data:
-            return Data(bytes(event.data))
+            return Data(bytes(cast(h11.Data, event).data))
         if kind is h11.EndOfMessage:
             self.done = True
-            return End(_headers(event.headers.raw_items()))
+            return End(_headers(cast(h11.EndOfMessage, event).headers.raw_items()))
         if kind is h11.Request:
+            request = cast(h11.Request, event)
             return RequestStart(
-                event.method.decode("latin-1"),
-                event.target.decode("latin-1"),
-                event.http_version.decode("latin-1"),
-                _headers(event.headers.raw_items()),
+                request.method.decode("latin-1"),
+                request.target.decode("latin-1"),
+                request.http_version.decode("latin-1"),
+                _headers(request.headers.raw_items()),
             )
         if kind is h11.Response:
+            response = cast(h11.Response, event)
             return ResponseStart(
-                event.status_code,
-                event.reason.decode("latin-1"),
-                event.http_version.decode("latin-1"),
-                _headers(event.headers.raw_items()),
+                response.status_code,
+                response.reason.decode("latin-1"),
+                response.http_version.decode("latin-1"),
+                _headers(response.headers.raw_items()),
             )
         if kind is h11.InformationalResponse:
-            return Informational(event.status_code)
+            return Informational(cast(h11.InformationalResponse, event).status_code)
         if kind is h11.ConnectionClosed:
             return CLOSED
         return NEED_DATA  # NEED_DATA, or PAUSED (after a protocol switch)
