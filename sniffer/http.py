@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar, cast
 
 from .flow import EMPTY, Body, Endpoint, Exchange, Headers, Request, Response, header
 from .framing import (
@@ -117,19 +117,23 @@ class _BodyBuffer:
         return Body(b"".join(self.chunks), self.size, encoding, self.size - self.kept)
 
 
-class _Partial:
+# the head a direction's messages start with: RequestHead (requests) or ResponseStart
+H = TypeVar("H", RequestHead, ResponseStart)
+
+
+class _Partial(Generic[H]):
     """A message being read: its head, where it started, its body so far."""
 
     __slots__ = ("head", "headers", "ts", "seq", "ack", "body", "complete", "length", "trailers")
 
     def __init__(
         self,
-        head: RequestHead | ResponseStart,
+        head: H,
         headers: Headers,
         start: tuple[float, int, int],
         limit: int,
     ) -> None:
-        self.head = head
+        self.head: H = head
         self.headers = headers
         self.ts, self.seq, self.ack = start
         self.body = _BodyBuffer(limit)
@@ -152,7 +156,7 @@ class _Pending:
         self.request_id = head.header(ID_HEADER)
 
 
-class _Direction:
+class _Direction(Generic[H]):
     """One direction's parser state: its framer, where the next message starts, hunting."""
 
     __slots__ = ("parser", "hunting", "hunt", "start", "partial", "ended", "informational")
@@ -162,7 +166,7 @@ class _Direction:
         self.hunting = False
         self.hunt = b""
         self.start: tuple[float, int, int] | None = None  # (ts, seq, ack) of the next message
-        self.partial: _Partial | None = None
+        self.partial: _Partial[H] | None = None
         self.ended = False
         self.informational: list[int] = []  # 1xx statuses before the coming final response
 
@@ -171,6 +175,9 @@ class _Direction:
         self.parser = None
         self.hunting = True
         self.hunt = b""
+
+
+_AnyDirection = _Direction[RequestHead] | _Direction[ResponseStart]
 
 
 class HttpConnection:
@@ -191,8 +198,8 @@ class HttpConnection:
         self.max_body = max_body
         self.client_side = info.client_side
         self.http = True
-        self.requests = _Direction()
-        self.responses = _Direction()
+        self.requests: _Direction[RequestHead] = _Direction()
+        self.responses: _Direction[ResponseStart] = _Direction()
         # without the handshake, the capture may begin mid-message: hunt for a message start
         self.requests.hunting = self.responses.hunting = info.client_side is None
         self.started = False  # some bytes of this connection were recognised as HTTP
@@ -292,7 +299,7 @@ class HttpConnection:
         self.stats.count("non_http_streams")
 
     def _hunt(
-        self, direction: _Direction, pattern: re.Pattern[bytes], payload: bytes, seq: int
+        self, direction: _AnyDirection, pattern: re.Pattern[bytes], payload: bytes, seq: int
     ) -> tuple[bytes, int]:
         """Skip to the next message start; returns the bytes from there (empty: not found yet)."""
         data = direction.hunt + payload
@@ -320,15 +327,19 @@ class HttpConnection:
         elif not self.started and not self.waiting and not _looks_like(RESPONSE_START, payload):
             self._not_http()  # the server spoke first, and not HTTP
             return
-        if direction.parser is None and not self._arm_response_parser(ts, seq, ack, payload):
-            return
+        parser = direction.parser
+        if parser is None:
+            parser = self._arm_response_parser(ts, seq, ack, payload)
+            if parser is None:
+                return
         if direction.start is None:
             direction.start = (ts, seq, ack)
-        direction.parser.receive(payload)
+        parser.receive(payload)
         self._drain(direction, ts, seq, len(payload))
 
-    def _arm_response_parser(self, ts: float, seq: int, ack: int, payload: bytes) -> bool:
-        """Give the response parser a request to answer, or park the bytes until there is one."""
+    def _arm_response_parser(self, ts: float, seq: int, ack: int, payload: bytes) -> Framer | None:
+        """Give the response parser a request to answer (the parser), or park the bytes until
+        there is one (None)."""
         if not self.pending:
             if self.waiting_mark is None:
                 self.waiting_mark = (ts, seq, ack)
@@ -337,11 +348,11 @@ class HttpConnection:
                 self.stats.count("skipped_bytes", len(self.waiting))
                 self.waiting, self.waiting_mark = b"", None
                 self.responses.resync()
-            return False
+            return None
         parser = Framer(False, MAX_HEAD)
         parser.expect(self.pending[0].head.method)
         self.responses.parser = parser
-        return True
+        return parser
 
     def _release_waiting(self) -> None:
         """Response bytes that arrived before their request: feed them now that it is known."""
@@ -354,7 +365,7 @@ class HttpConnection:
 
     # -- framing events --------------------------------------------------------------------
 
-    def _drain(self, direction: _Direction, ts: float, seq: int, fed: int) -> None:
+    def _drain(self, direction: _AnyDirection, ts: float, seq: int, fed: int) -> None:
         parser = direction.parser
         while parser is not None and direction.parser is parser:
             try:
@@ -376,7 +387,7 @@ class HttpConnection:
             self._on_event(direction, parser, event, ts, seq, fed)
 
     def _on_event(
-        self, direction: _Direction, parser: Framer, event, ts: float, seq: int, fed: int
+        self, direction: _AnyDirection, parser: Framer, event, ts: float, seq: int, fed: int
     ) -> None:
         kind = type(event)
         if kind is Data:
@@ -534,13 +545,13 @@ class HttpConnection:
             return None  # sent before the server had this request: an older, unseen exchange
         return oldest
 
-    def _complete(self, direction: _Direction, ts: float) -> None:
+    def _complete(self, direction: _AnyDirection, ts: float) -> None:
         if direction is self.requests:
             self._complete_request(ts)
         else:
             self._complete_response(ts)
 
-    def _abandon(self, direction: _Direction, ts: float) -> None:
+    def _abandon(self, direction: _AnyDirection, ts: float) -> None:
         """Finish the message in progress as incomplete."""
         if direction.partial is not None:
             direction.partial.complete = False
@@ -554,4 +565,5 @@ class HttpConnection:
 
     def _endpoints(self) -> tuple[Endpoint, Endpoint]:
         ends = self.info.endpoints
-        return ends[self.client_side], ends[1 - self.client_side]
+        client = cast(int, self.client_side)  # known: a request head was read
+        return ends[client], ends[1 - client]
