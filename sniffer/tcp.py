@@ -74,7 +74,7 @@ class _Direction:
     )
 
     def __init__(self) -> None:
-        self.next_seq: int | None = None
+        self.next_seq = -1  # the next byte to deliver; -1: none yet (nothing seen from this side)
         self.pending: dict[int, tuple[float, int, bytes]] = {}
         self.pending_bytes = 0
         self.fin_seq: int | None = None
@@ -111,7 +111,7 @@ class Connection:
         if seg.flags & SYN:
             self.isn[side] = seq
             seq = (seq + 1) & MASK
-            if this.next_seq is None:
+            if this.next_seq < 0:
                 this.next_seq = seq
         if seg.flags & RST:
             self.close(seg.ts)
@@ -121,7 +121,7 @@ class Connection:
         if seg.flags & FIN:
             end = (seq + len(seg.payload) + seg.missing) & MASK
             this.fin_seq = end
-            if this.next_seq is None:
+            if this.next_seq < 0:
                 this.next_seq = end
         self._check_holes(seg.ts)
         self._check_fin(side, seg.ts)
@@ -132,7 +132,7 @@ class Connection:
         this = self.sides[side]
         if missing:  # the snap length cut the end: what we have, then a hole for the rest
             self.stats.count("snapped_packets")
-        if this.next_seq is None:
+        if this.next_seq < 0:
             this.next_seq = seq
         ahead = relative(seq, this.next_seq)
         if ahead < 0:
@@ -221,7 +221,7 @@ class Connection:
 
     def _check_holes(self, ts: float) -> None:
         for side, this in enumerate(self.sides):
-            if not this.pending or this.acked is None or this.next_seq is None:
+            if not this.pending or this.acked is None or this.next_seq < 0:
                 continue
             if relative(this.acked, this.next_seq) <= 0:
                 continue
@@ -246,7 +246,7 @@ class Connection:
         for side, this in enumerate(self.sides):
             while this.pending:
                 self._skip_hole(side, ts)
-            if this.fin_seq is not None and not this.done and this.next_seq is not None:
+            if this.fin_seq is not None and not this.done and this.next_seq >= 0:
                 missing = relative(this.fin_seq, this.next_seq)
                 if missing > 0:
                     self._lose(side, ts, missing)
@@ -326,7 +326,7 @@ class Reassembler:
         ends = {
             endpoint: side.next_seq
             for endpoint, side in zip(conn.info.endpoints, conn.sides, strict=True)
-            if side.next_seq is not None
+            if side.next_seq >= 0
         }
         self.closed[key] = (ts, ends)
 
