@@ -97,6 +97,8 @@ class CaptureReader:
         order = "<"
         interfaces: list[tuple[int, float]] = []  # (linktype, seconds per tick)
         raw_type: bytes | None = PCAPNG_SHB
+        raw_length: bytes | None  # None (as raw_type, bom) where the file ends
+        bom: bytes | None
         while raw_type is not None:
             if first:
                 raw_length, bom, first = first[:4], first[4:], b""

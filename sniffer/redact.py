@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import replace
-from typing import TypeVar
+from typing import TypeVar, overload
 
 from .content import decoded, encoded, parse
 from .flow import Body, Call, Exchange, Headers, Request, Response
@@ -87,9 +87,13 @@ def headers(pairs: Headers) -> Headers:
     return tuple((name, header_value(name, value)) for name, value in pairs)
 
 
+@overload
+def _walk(node: dict[str, object]) -> dict[str, object]: ...
+@overload
+def _walk(node: object) -> object: ...
 def _walk(node: object) -> object:
     if isinstance(node, dict):
-        out = {}
+        out: dict[str, object] = {}
         for key, value in node.items():
             lowered = key.lower() if key.isascii() else ""
             if lowered in SECRET_KEYS and not isinstance(value, dict | list):
