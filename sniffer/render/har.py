@@ -7,6 +7,7 @@ Correlation travels in `_`-prefixed fields (`_id`, `_caller`, `_callee`, `_paren
 from __future__ import annotations
 
 import base64
+from typing import NotRequired, TypedDict
 from urllib.parse import parse_qsl
 
 from .. import __version__
@@ -18,14 +19,84 @@ from .sink import FileSink
 from .text import url
 
 
-def _headers(headers: Headers) -> list[dict[str, str]]:
+class HarPair(TypedDict):
+    """A header or query parameter."""
+
+    name: str
+    value: str
+
+
+class HarContent(TypedDict):
+    size: int
+    mimeType: str
+    text: NotRequired[str]
+    encoding: NotRequired[str]  # "base64" for a body that is not UTF-8 text
+    comment: NotRequired[str]
+
+
+class HarPostData(TypedDict):
+    mimeType: str
+    text: str
+
+
+class HarRequest(TypedDict):
+    method: str
+    url: str
+    httpVersion: str
+    cookies: list[HarPair]
+    headers: list[HarPair]
+    queryString: list[HarPair]
+    headersSize: int
+    bodySize: int
+    postData: NotRequired[HarPostData]
+
+
+class HarResponse(TypedDict):
+    status: int
+    statusText: str
+    httpVersion: str
+    cookies: list[HarPair]
+    headers: list[HarPair]
+    content: HarContent
+    redirectURL: str
+    headersSize: int
+    bodySize: int
+    _error: NotRequired[str]  # when no response was captured
+
+
+class HarOperation(TypedDict):
+    title: str
+    url: str
+
+
+class HarEntry(TypedDict):
+    startedDateTime: str | None
+    request: HarRequest
+    cache: dict[str, object]
+    serverIPAddress: str
+    connection: str
+    _id: str
+    _caller: str
+    _callee: str
+    _parent: str | None
+    _operation: HarOperation | None
+    _hops: list[dict]
+    _incomplete: bool
+    comment: NotRequired[str]
+    # response, timings and time: always there once the entry is made
+    response: NotRequired[HarResponse]
+    timings: NotRequired[dict[str, float]]  # send, wait, receive (ms)
+    time: NotRequired[float]
+
+
+def _headers(headers: Headers) -> list[HarPair]:
     return [{"name": name, "value": value} for name, value in headers]
 
 
-def _text(body: Body, headers: Headers) -> dict:
+def _text(body: Body, headers: Headers) -> HarContent:
     """HAR content: text as text, anything else as base64, with its size."""
     data = decoded(body)
-    content = {
+    content: HarContent = {
         "size": len(data) if not body.truncated else body.size,
         "mimeType": header(headers, "content-type") or "",
     }
@@ -44,10 +115,10 @@ def _ms(seconds: float) -> float:
     return round(max(seconds, 0.0) * 1000, 3)
 
 
-def entry(call: Call) -> dict:
+def entry(call: Call) -> HarEntry:
     request, response, hop = call.request, call.response, call.hop
     address = hop.server
-    record = {
+    record: HarEntry = {
         "startedDateTime": timestamp(request.ts),
         "request": {
             "method": request.method,

@@ -15,6 +15,7 @@ import base64
 import hashlib
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 
 from .. import __version__
 from ..atomic import AtomicFile
@@ -47,7 +48,7 @@ def _value(value: object) -> dict:
     return {"stringValue": str(value)}
 
 
-def _attributes(pairs: dict[str, object]) -> list[dict]:
+def _attributes(pairs: Mapping[str, object]) -> list[dict]:
     return [
         {"key": key, "value": _value(value)}
         for key, value in pairs.items()
@@ -167,11 +168,11 @@ class OtlpSink(Sink):
         if self.out is not None:
             self.out.write(encoded(request) + b"\n")
         if self.endpoint:
-            self._send(request)
+            self._send(self.endpoint, request)
 
-    def _send(self, request: dict) -> None:
+    def _send(self, endpoint: str, request: dict) -> None:
         post = urllib.request.Request(
-            self.endpoint,
+            endpoint,
             data=to_protobuf(request),
             method="POST",
             headers={"Content-Type": "application/x-protobuf"},
