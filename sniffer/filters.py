@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from .flow import Call, FlowMessage
-from .render.sink import FanOut, Sink
+from .flow import Call
 
 
 class IgnoreFileError(ValueError):
@@ -104,38 +102,3 @@ class Selection:
         if any(pattern.search(paths[-1]) for pattern in self.exclude_paths):
             return True
         return any(rule.matches(caller, callee, method, paths) for rule in self.rules)
-
-
-class SelectingSink(FanOut):
-    """Hands the sinks behind it only the selected calls, numbered again."""
-
-    def __init__(self, sinks: Iterable[Sink], selection: Selection) -> None:
-        super().__init__(sinks)
-        self.selection = selection
-        self.views: dict[int, Call | None] = {}  # call.key -> its renumbered copy, None: dropped
-        self.dropped: set[int] = set()  # keys of dropped calls, so that their children go too
-        self.number = 0
-
-    def message(self, message: FlowMessage) -> None:
-        call = message.call
-        if message.is_request:
-            parent_dropped = call.parent is not None and call.parent in self.dropped
-            if parent_dropped or self.selection.drops(call):
-                self.dropped.add(call.key)
-                self.views[call.key] = None
-            else:
-                self.views[call.key] = replace(call, numbers=[])
-        view = self.views.get(call.key)
-        if view is None:
-            return
-        if view.revision != call.revision:  # its hops changed since its request was shown
-            view.hops, view.revision = call.hops, call.revision  # (the same view: sinks know it)
-        self.number += 1
-        view.numbers.append(self.number)
-        super().message(FlowMessage(self.number, message.kind, view))
-
-    def call(self, call: Call) -> None:
-        self.dropped.discard(call.key)  # its children, made while it was served, came before
-        view = self.views.pop(call.key, None)
-        if view is not None:
-            super().call(view)

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from .apiref import OperationIndex
 from .correlate import MAX_WAIT, SLACK, Correlator
 from .decode import Undecodable, decode
-from .filters import SelectingSink, Selection
+from .filters import Selection
 from .flow import Call
 from .http import MAX_BODY, HttpConnection, RequestHead
 from .pcapfile import Frame
 from .procnet import SocketOwners
+from .render.selecting import SelectingSink
 from .render.sink import FanOut, Sink
 from .services import ServiceMap
 from .stats import Stats
