@@ -29,6 +29,14 @@ def title(message: FlowMessage, templates: bool = False) -> str:
     return f"{call.response.status} {call.response.reason} {target}"
 
 
+def target(call: Call, templates: bool = False) -> str:
+    """The call's target as `title` shows it: as sent, or with `templates` its path as the API
+    template where the operation is known."""
+    if templates and call.operation is not None:
+        return templated(call.request.path, call.operation.template)
+    return call.request.target
+
+
 def templated(path: str, template: str) -> str:
     """The path with the segments the template names replaced by their names; the template
     matches the path's end (a deployment prefix and version may come before it)."""
