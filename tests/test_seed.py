@@ -73,6 +73,7 @@ def test_terminal_view_indents_nested_calls(sniff):
     run = sniff(SEED)
     lines = run.stdout.splitlines()
     assert len(lines) == 8
-    assert "  glance-api → keystone  GET /identity/v3/auth/tokens" in lines[5]
-    assert "openstack ← glance-api  200 OK /v2/images/" in lines[7]
-    assert " ms)" in lines[7]
+    assert lines[5].startswith("   6 20:18:45.527   glance-api → keystone   ")
+    assert lines[5].endswith("   GET /identity/v3/auth/tokens")
+    assert lines[7].startswith("   8 20:18:45.527 openstack ← glance-api   ")
+    assert lines[7].endswith("↩ 5  134 µs  200 OK /v2/images/a42bfade-78ec-4c95-b7b4-272ba265072c")
