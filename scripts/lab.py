@@ -30,6 +30,7 @@ callee, parent and status, and the order of all messages) is written to `<captur
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import random
 import socket
@@ -90,6 +91,8 @@ def header(headers: list[list[str]], name: str) -> str | None:
 def encode_body(body, rng: random.Random) -> bytes:
     if body is None:
         return b""
+    if isinstance(body, dict) and set(body) == {"$base64"}:  # bytes as they are, UTF-8 or not
+        return base64.b64decode(body["$base64"])
     if isinstance(body, dict) and set(body) == {"$bytes"}:
         # an image: opaque bytes, a random block repeated (so the capture compresses in git)
         block = rng.randbytes(4096)
@@ -228,7 +231,9 @@ class Builder:
                 ["Transfer-Encoding", "chunked"],
             ]
         elif body:
-            headers += [["Content-Type", "application/json"], ["Content-Length", str(len(body))]]
+            kind = call.spec.get("content_type", "application/json")
+            headers += [["Content-Type", kind], ["Content-Length", str(len(body))]]
+        headers += call.spec.get("extra_headers", [])
         headers += [
             ["X-Requestshook-Request-Id", call.id],
             ["X-Requestshook-Request-From", call.caller],
@@ -257,11 +262,12 @@ class Builder:
             headers = []
             if body:
                 headers += [
-                    ["Content-Type", "application/json"],
+                    ["Content-Type", spec.get("content_type", "application/json")],
                     ["Content-Length", str(len(body))],
                 ]
             elif status not in (204, 304):
                 headers.append(["Content-Length", "0"])
+            headers += spec.get("extra_headers", [])
             headers += [
                 ["x-openstack-request-id", call.local_id],
                 ["X-Requestshook-Request-Id", call.id],

@@ -13,6 +13,7 @@ from .correlate import MAX_WAIT
 from .filters import IgnoreFileError, Selection, load_ignore
 from .outputs import OUTPUTS, Chosen, Style, directory_files
 from .pipeline import Options
+from .render.markdown import TITLE
 from .run import Failure, Live, Run, default_jobs, run_live, run_offline
 from .services import ServiceMap, ServicesFileError
 
@@ -200,6 +201,19 @@ def _given(output_files: dict[str, str | None]) -> dict[str, str]:
 )
 @output_options
 @click.option(
+    "--mkdocs",
+    "site",
+    is_flag=True,
+    help="With -o DIR: make DIR an mkdocs project (mkdocs.yml, the pages in DIR/docs) that "
+    "`mkdocs build` and `mkdocs serve` take as it is.",
+)
+@click.option("--title", default=TITLE, show_default=True, help="The page's title.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Overwrite files that osflow-sniff did not write (by default a run refuses to).",
+)
+@click.option(
     "--template-ids",
     is_flag=True,
     help="Show paths as their API templates in diagrams and headings (/v2/images/{image_id}).",
@@ -235,6 +249,9 @@ def main(
     exclude_path: tuple[str, ...],
     clock_offsets: tuple[str, ...],
     template_ids: bool,
+    site: bool,
+    title: str,
+    force: bool,
     jobs: int | None,
     expression: tuple[str, ...],
     **output_files: str | None,
@@ -257,7 +274,10 @@ def main(
     try:
         options = Options(parse_size(max_body), ServiceMap.load(services_file), max_wait=max_wait)
         options.selection = selection(ignore_file, only_service, exclude_service, exclude_path)
-        chosen = Chosen(output, _given(output_files), Style(lang, template_ids))
+        if site and not output:
+            raise click.UsageError("--mkdocs needs -o DIR")
+        style = Style(lang, template_ids, title)
+        chosen = Chosen(output, _given(output_files), style, site, force)
         run = Run(chosen, options, quiet, show_secrets)
         if files:
             run.jobs = jobs or default_jobs(files)

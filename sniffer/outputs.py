@@ -15,15 +15,17 @@ import importlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from . import redact
+from . import owned, redact
 from .atomic import OutputError
 from .flow import Call
+from .render import site
 from .render.har import HarSink
 from .render.html import HtmlSink
 from .render.jsonl import JsonlSink
 from .render.log import LogSink
-from .render.markdown import DocumentSink
+from .render.markdown import TITLE, DocumentSink
 from .render.otlp import OtlpSink
 from .render.sink import FanOut, Presenter, Sink
 from .render.worker import WorkerSink
@@ -35,6 +37,7 @@ class Style:
 
     lang: str = "en"
     templates: bool = False  # paths as their API templates
+    title: str = TITLE  # the page's
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,9 @@ OUTPUTS = (
     Output(
         "documents",
         ("index.md", "body.md", "diagram.md"),
-        lambda path, style: DocumentSink(os.path.dirname(path), style.lang, style.templates),
+        lambda path, style: DocumentSink(
+            os.path.dirname(path), style.lang, style.templates, style.title
+        ),
         bodies=True,
     ),
     Output("log", ("log.md",), lambda path, style: LogSink(path), bodies=True),
@@ -95,35 +100,60 @@ def directory_files() -> list[str]:
     return [name for output in OUTPUTS for name in output.files]
 
 
+class Target(NamedTuple):
+    output: Output
+    path: str  # (or URL)
+    writes: tuple[str, ...]  # the files it writes
+
+
 @dataclass
 class Chosen:
-    """The outputs a run writes: everything in `directory`, and each output given its own
-    file (by output name)."""
+    """The outputs a run writes: everything in `directory` (in `directory/docs` of an mkdocs
+    project there with `site`), and each output given its own file (by output name). A file
+    this tool did not write is not overwritten unless `force` (see `owned`)."""
 
     directory: str | None = None
     files: dict[str, str] = field(default_factory=dict)
     style: Style = Style()
+    site: bool = False
+    force: bool = False
 
-    def targets(self) -> list[tuple[Output, str]]:
+    def pages(self) -> str | None:
+        """Where the files of -o go."""
+        if self.directory and self.site:
+            return os.path.join(self.directory, "docs")
+        return self.directory
+
+    def targets(self) -> list[Target]:
+        pages = self.pages()
         chosen = []
         for output in OUTPUTS:
-            if self.directory and output.files:
-                chosen.append((output, os.path.join(self.directory, output.files[0])))
-            if self.files.get(output.name):
-                chosen.append((output, self.files[output.name]))
+            if pages and output.files:
+                writes = tuple(os.path.join(pages, name) for name in output.files)
+                chosen.append(Target(output, writes[0], writes))
+            given = self.files.get(output.name)
+            if given:
+                chosen.append(Target(output, given, (given,) if output.metavar == "FILE" else ()))
         return chosen
+
+    def written(self) -> list[str]:
+        """Every file the run writes."""
+        project = site.project_files(self.directory) if self.directory and self.site else []
+        return [path for target in self.targets() for path in target.writes] + project
 
     def open(self, show_secrets: bool = False, jobs: int = 1) -> list[Sink]:
         """The sinks of the chosen outputs, masking their calls unless `show_secrets`; with 2
         jobs, those that can are written by a second process."""
         mask = None if show_secrets else redact.call
         targets = self.targets()
-        for output, _ in targets:
-            _check_needs(output)
-        if self.directory and any(output.files for output, _ in targets):
-            _make_directory(self.directory)
-        local = [(o, t) for o, t in targets if o.local or jobs < 2]
-        apart = [(o, t) for o, t in targets if (o, t) not in local]
+        for target in targets:
+            _check_needs(target.output)
+        owned.check(self.written(), self.force)
+        pages = self.pages()
+        if pages and any(target.output.files for target in targets):
+            _make_directory(pages)
+        local = [t for t in targets if t.output.local or jobs < 2]
+        apart = [t for t in targets if t not in local]
         sinks: list[Sink] = []
         try:
             if apart:
@@ -136,30 +166,35 @@ class Chosen:
             raise
         return sinks
 
+    def finish(self) -> None:
+        """After the outputs are written: the mkdocs project around them, and the record of
+        what this run wrote."""
+        if self.directory and self.site:
+            site.write_project(self.directory, self.style.title)
+        owned.record(self.written())
 
-def _bodies(targets: list[tuple[Output, str]]) -> bool:
-    return any(output.bodies for output, _ in targets)
+
+def _bodies(targets: list[Target]) -> bool:
+    return any(target.output.bodies for target in targets)
 
 
-def _presented(
-    targets: list[tuple[Output, str]], style: Style, mask: Callable[[Call], Call] | None
-) -> Sink:
+def _presented(targets: list[Target], style: Style, mask: Callable[[Call], Call] | None) -> Sink:
     """The sinks, behind a presenter that masks the calls for those that show secrets."""
     sinks = _open(targets, style)
     bodies = _bodies(targets)
-    masked = [sink for sink, (output, _) in zip(sinks, targets, strict=True) if output.masked]
+    masked = [sink for sink, target in zip(sinks, targets, strict=True) if target.output.masked]
     if len(masked) == len(sinks):
         return Presenter(sinks, mask, bodies)
     rest = [sink for sink in sinks if sink not in masked]
     return FanOut([Presenter(masked, mask, bodies), Presenter(rest, None, bodies)])
 
 
-def _open(targets: list[tuple[Output, str]], style: Style) -> list[Sink]:
+def _open(targets: list[Target], style: Style) -> list[Sink]:
     """Open every sink; if one cannot be, none is left behind."""
     sinks: list[Sink] = []
     try:
-        for output, target in targets:
-            sinks.append(output.open(target, style))
+        for target in targets:
+            sinks.append(target.output.open(target.path, style))
     except OutputError:
         for sink in sinks:
             sink.abort()

@@ -54,6 +54,13 @@ class Run:
         except OutputError as error:
             raise Failure(str(error)) from None
 
+    def finish(self) -> None:
+        """The outputs are written: what goes around them."""
+        try:
+            self.outputs.finish()
+        except (OutputError, OSError) as error:
+            raise Failure(str(error)) from None
+
 
 def default_jobs(files: tuple[str, ...]) -> int:
     """Two processes where a second CPU is free to use and the work repays starting one (about
@@ -84,6 +91,7 @@ def run_offline(run: Run, files: tuple[str, ...], offsets: dict[str, float]) -> 
         if progress:
             progress.done()
         stats = pipeline.finish()
+    run.finish()
     for reader in readers:
         reader.stream.close()
         if reader.truncated:
@@ -155,6 +163,7 @@ def run_live(run: Run, live: Live) -> int:
             view.done()
         if writer is not None:
             writer.close()
+    run.finish()
     _, drops = capture.statistics()
     warnings = damage(stats)
     if drops:

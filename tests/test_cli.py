@@ -42,6 +42,7 @@ def test_outputs_are_written_whole_with_no_temporary_files_left(sniff):
     run = sniff(SEED)
     assert sorted(p.name for p in run.out.iterdir()) == sorted(
         ["body.md", "diagram.md", "index.md", "log.md", "calls.jsonl", "flow.har", "report.html"]
+        + [".osflow-sniff"]  # the record of what it wrote (see test_site.py)
     )
 
 
@@ -151,3 +152,38 @@ def test_a_bug_is_one_line_and_leaves_no_partial_file(sniff, monkeypatch, jobs):
     assert run.exit_code == 1
     assert run.stderr.count("\n") == 1 and "RuntimeError: formatting broke" in run.stderr
     assert list(run.out.iterdir()) == []
+
+
+def test_a_file_it_did_not_write_is_not_overwritten(tmp_path):
+    """A page written by hand where the documents go (or one of them edited since) stops the
+    run before it starts, with one line; --force overwrites; its own files it rewrites."""
+    out = tmp_path / "flow"
+    out.mkdir()
+    (out / "index.md").write_text("# written by hand\n")
+    refused = command("-q", "-r", str(SEED), "-o", str(out))
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1
+    assert "index.md exists and osflow-sniff did not write it" in refused.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["index.md"]
+    assert (out / "index.md").read_text() == "# written by hand\n"
+    forced = command("-q", "-r", str(SEED), "-o", str(out), "--force")
+    assert forced.returncode == 0 and (out / "index.md").read_text().startswith("# Call flow")
+    again = command("-q", "-r", str(SEED), "-o", str(out))  # its own files: rewritten
+    assert again.returncode == 0
+    with open(out / "log.md", "a") as log:
+        log.write("a note\n")
+    edited = command("-q", "-r", str(SEED), "-o", str(out))
+    assert edited.returncode == 1 and "log.md exists" in edited.stderr
+
+
+def test_title_and_snippet_paths_inside_an_mkdocs_project(tmp_path):
+    """index.md names its includes from the snippets base_path of the project it is in."""
+    (tmp_path / "mkdocs.yml").write_text(
+        "site_name: x\nmarkdown_extensions:\n  - pymdownx.snippets:\n      base_path: [docs]\n"
+    )
+    out = tmp_path / "docs" / "openstack" / "image" / "show"
+    result = command("-q", "-r", str(SEED), "-o", str(out), "--title", "openstack image show")
+    assert result.returncode == 0, result.stderr
+    index = (out / "index.md").read_text()
+    assert index.startswith("# openstack image show\n")
+    for name in ("diagram.md", "body.md", "log.md"):
+        assert f'--8<-- "openstack/image/show/{name}"' in index

@@ -47,14 +47,16 @@ def test_proxied_call_has_both_hops_and_shows_the_innermost(sniff):
     assert image["operation"]["title"] == "Show Image"
 
 
-def test_index_embeds_diagram_and_body(sniff):
+def test_index_includes_the_diagram_the_messages_and_the_log(sniff):
+    """index.md is the page of the community's sites: it includes the generated files with
+    pymdownx.snippets (a real build of it: test_site.py), it copies none of them."""
     run = sniff(SEED)
     index = run.read("index.md")
-    diagram = run.read("diagram.md").splitlines()
-    assert "```mermaid\nsequenceDiagram\n    autonumber\n" in index
-    for line in diagram:
-        assert "    " + line + "\n" in index
-    assert index.endswith(run.read("body.md"))
+    assert index.startswith("# Call flow\n\n## Sequence Diagram\n\n```mermaid\n")
+    assert 'sequenceDiagram\n    autonumber\n    --8<-- "diagram.md"\n```\n' in index
+    assert '## Request / Response\n\n--8<-- "body.md"\n' in index
+    assert '## Full Logs\n\n??? quote "log.md"\n\n    ``` text\n    --8<-- "log.md"\n' in index
+    assert len(index) < 400
 
 
 def test_log_has_every_message_with_its_url(sniff):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..flow import FlowMessage
+from . import inert
 from .sink import FileSink
 from .text import body_block, header_lines, parts, url
 
@@ -24,9 +25,11 @@ def entry(message: FlowMessage) -> tuple[bytes, ...]:
         )
     headers, body = parts(message)
     head = "\n".join([first, *header_lines(headers), "", ""]).encode()
+    # index.md includes the log with snippets, in a code block: what was captured stays inert
+    head = inert.code_lines(head)
     if not body.size:
         return (head,)
-    return head, body_block(message)[1], b"\n\n"
+    return head, inert.code_lines(body_block(message)[1]), b"\n\n"
 
 
 class LogSink(FileSink):

@@ -11,69 +11,99 @@ from ..apiref import LABELS
 from ..atomic import AtomicFile, OutputError
 from ..flow import FlowMessage
 from ..stats import Stats
+from . import inert
 from .sink import Sink
+from .site import snippet_prefix
 from .text import body_block, header_lines, parts, title
 
 INDENT = "    "
 BODY_INDENT = b"\n" + INDENT.encode()
-BODY_END = BODY_INDENT + b"```\n\n"
 OVERDUE = {  # what the number of a message of an overdue call means (see `correlate`)
     "request": "Numbered without waiting for the response, so as not to hold back the rest.",
     "response": "Numbered when it was complete, after messages that began later.",
 }
+TITLE = "Call flow"
+# a wide sequence keeps its size and scrolls, instead of shrinking to the page's width
+WIDE_DIAGRAM = '%%{init: {"sequence": {"useMaxWidth": false}}}%%'
 STILL_SENDING = "The request was still being sent then: its body is not shown here."
 
 
-def section(message: FlowMessage, label: str, templates: bool = False) -> tuple[bytes, ...]:
-    """One message as in the seed document, in UTF-8 pieces (the body is one of them)."""
+def section(
+    message: FlowMessage, label: str, templates: bool = False
+) -> tuple[tuple[bytes, ...], int]:
+    """One message as in the seed document, in UTF-8 pieces (the body is one of them), and the
+    longest run of backticks in what was captured. That is made inert (see `inert`): it shows
+    as sent, and never as markup."""
     call = message.call
-    heading = title(message, templates)
-    attr = heading.replace('"', "'")
+    text = title(message, templates)
+    attr = _attribute(text)
     arrow = "-->" if message.is_request else "<--"
-    lines = ["", f"### ({message.number}) {heading}"]
-    lines += [f"`{call.caller}` {arrow} `{call.callee}`", ""]
+    lines = ["", f"### ({message.number}) {inert.heading(text)}"]
+    lines += [f"{inert.code_span(call.caller)} {arrow} {inert.code_span(call.callee)}", ""]
     if call.note:
-        text = OVERDUE[message.kind]
+        note = OVERDUE[message.kind]
         if message.is_request and not call.request.complete:
-            text += " " + STILL_SENDING
-        lines += [f'!!! warning "{call.note}"', INDENT + text, ""]
+            note += " " + STILL_SENDING
+        lines += [f'!!! warning "{call.note}"', INDENT + note, ""]
     if message.is_request and call.operation is not None:
         operation = call.operation
         lines += [f'!!! reference "{label}"', f"{INDENT}[{operation.title}]({operation.url})", ""]
     headers, _ = parts(message)
+    shown = inert.code_lines("\n".join(header_lines(headers)).encode())
     language, body = body_block(message)
+    body = inert.code_lines(body)
+    ticks = inert.longest_run(shown, body, call.caller.encode(), call.callee.encode())
+    header_fence, body_fence = inert.fence(shown), inert.fence(body)
     lines += [
         '=== "Header"',
-        f'{INDENT}``` http title="{attr}" linenums="1"',
-        *(INDENT + line for line in header_lines(headers)),
-        f"{INDENT}```",
+        f'{INDENT}{header_fence} http title="{attr}" linenums="1"',
+        *(INDENT + line for line in shown.decode().split("\n") if headers),
+        f"{INDENT}{header_fence}",
         "",
         '=== "Body"',
-        f'{INDENT}``` {language} title="{attr}" linenums="1"',
+        f'{INDENT}{body_fence} {language} title="{attr}" linenums="1"',
         INDENT,
     ]
     # the body, often most of the section, is indented by one call and not copied again
-    return "\n".join(lines).encode(), body.replace(b"\n", BODY_INDENT), BODY_END
+    end = f"\n{INDENT}{body_fence}\n\n".encode()
+    return ("\n".join(lines).encode(), body.replace(b"\n", BODY_INDENT), end), ticks
 
 
-def diagram_line(message: FlowMessage, templates: bool = False) -> str:
-    """A mermaid sequence message: request caller->>callee, response callee-->>caller."""
+def _attribute(text: str) -> str:
+    """A code block's title: no character that could end the attribute or the fence's line."""
+    if text.isprintable() and not any(char in text for char in '"`\\'):
+        return text
+    return "".join(
+        "'" if char in '"`' else char if char.isprintable() and char != "\\" else "?"
+        for char in text
+    )
+
+
+def diagram_lines(
+    message: FlowMessage, participants: inert.Participants, templates: bool = False
+) -> list[str]:
+    """A mermaid sequence message: request caller->>callee, response callee-->>caller; before
+    it, the declaration of a participant whose name needs one (see `inert.Participants`)."""
     call = message.call
+    lines: list[str] = []
+    caller = participants.name(call.caller, lines)
+    callee = participants.name(call.callee, lines)
+    text = inert.mermaid_text(title(message, templates))
     if message.is_request:
-        return f"{call.caller}->>{call.callee}: {title(message, templates)}"
-    return f"{call.callee}-->>{call.caller}: {title(message, templates)}"
+        return [*lines, f"{caller}->>{callee}: {text}"]
+    return [*lines, f"{callee}-->>{caller}: {text}"]
 
 
 class DocumentSink(Sink):
-    """body.md, diagram.md and index.md, streamed; index.md is its header and diagram, with
-    body.md appended when the flow ends (each section is rendered once, for both files)."""
+    """body.md and diagram.md, streamed, and index.md, the page that includes them and log.md
+    (pymdownx.snippets), written when the flow ends."""
 
     def __init__(
         self,
         directory: str,
         lang: str = "en",
         templates: bool = False,
-        title_text: str = "Call flow",
+        title_text: str = TITLE,
     ) -> None:
         self.templates = templates
         self.files: list[AtomicFile] = []
@@ -85,21 +115,50 @@ class DocumentSink(Sink):
             raise
         self.body, self.diagram, self.index = self.files
         self.label = LABELS.get(lang, LABELS["en"])
-        head = f"# {title_text}\n\n```mermaid\nsequenceDiagram\n{INDENT}autonumber\n"
-        self.index.write(head.encode())
+        self.title = title_text
+        self.prefix = snippet_prefix(directory)
+        self.participants = inert.Participants()
+        self.ticks = 0  # the longest run of backticks the log can hold: its fence is longer
 
     def message(self, message: FlowMessage) -> None:
-        line = (diagram_line(message, self.templates) + "\n").encode()
-        self.diagram.write(line)
-        self.index.write(INDENT.encode() + line)
-        self.body.write_pieces(section(message, self.label, self.templates))
+        lines = diagram_lines(message, self.participants, self.templates)
+        self.diagram.write(("\n".join(lines) + "\n").encode())
+        pieces, ticks = section(message, self.label, self.templates)
+        self.body.write_pieces(pieces)
+        self.ticks = max(self.ticks, ticks)
 
     def close(self, stats: Stats) -> None:
-        self.index.write(b"```\n")
-        self.index.append(self.body)
+        self.index.write(index(self.title, self.prefix, inert.fence_of(self.ticks)).encode())
         for out in self.files:
             out.commit()
 
     def abort(self) -> None:
         for out in self.files:
             out.abort()
+
+
+def index(title_text: str, prefix: str, log_fence: str) -> str:
+    """The page: the diagram, the messages and the log, each included from its file."""
+    return f"""# {inert.heading(title_text)}
+
+## Sequence Diagram
+
+```mermaid
+{WIDE_DIAGRAM}
+sequenceDiagram
+{INDENT}autonumber
+{INDENT}--8<-- "{prefix}diagram.md"
+```
+
+## Request / Response
+
+--8<-- "{prefix}body.md"
+
+## Full Logs
+
+??? quote "log.md"
+
+{INDENT}{log_fence} text
+{INDENT}--8<-- "{prefix}log.md"
+{INDENT}{log_fence}
+"""
