@@ -73,7 +73,7 @@ OUTPUTS = (
     Output(
         "html",
         ("report.html",),
-        lambda path, style: HtmlSink(path),
+        lambda path, style: HtmlSink(path, style.templates),
         "Write the self-contained HTML report to FILE",
         bodies=True,
     ),

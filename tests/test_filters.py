@@ -87,5 +87,6 @@ def test_template_ids(sniff):
     # (escaped: a heading ending in {...} is an attribute list to markdown's attr_list)
     assert "### (5) GET /v2/images/\\{image\\_id\\}\n" in run.read("body.md")
     assert "openstack->>keystone: GET /identity/\n" in diagram  # no known operation: as sent
+    assert "(5) GET /v2/images/{image_id}</text>" in run.read("report.html")
     # the log keeps the real URLs
     assert "/v2/images/a42bfade-78ec-4c95-b7b4-272ba265072c" in run.read("log.md")
