@@ -309,6 +309,11 @@ def test_template_ids(tmp_path):
     assert "{image_id}" not in plain
 
 
+def test_template_ids_from_the_command_line(sniff):
+    run = sniff(PCAPS / "image-show.pcap", options=("--template-ids",))
+    assert "(5) GET /v2/images/{image_id}</text>" in run.read("report.html")
+
+
 MARK = "document.documentElement.dataset.pwned=1"
 PATH = f"/x/<svg/onload={MARK}>"
 AGENT = f"\"'><script>{MARK}<"  # the caller's name: its first product
