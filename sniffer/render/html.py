@@ -17,7 +17,7 @@ from ..content import encoded
 from ..flow import Call, FlowMessage
 from ..stats import Stats
 from .sink import FileSink
-from .text import body_block, header_lines, parts, templated, title
+from .text import body_block, header_lines, parts, target, title
 
 ROW, TOP, HEADS = 28, 4, 30  # px: a message's row, above the first row, the names' band
 LANE, PAD = 170, 12  # px: the least distance between lifelines, the margin around everything
@@ -45,13 +45,6 @@ def text_width(text: str, px: float, bold: bool = False) -> float:
         else:
             em += 0.86 if char.isupper() or char in BROAD else 0.68
     return em * px * (1.15 if bold else 1.0)
-
-
-def target(call: Call, templates: bool) -> str:
-    """The request's target as titles show it: its API template with `templates`."""
-    if templates and call.operation is not None:
-        return templated(call.request.path, call.operation.template)
-    return call.request.target
 
 
 def _message_record(message: FlowMessage, templates: bool) -> dict:

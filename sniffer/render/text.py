@@ -21,12 +21,10 @@ def title(message: FlowMessage, templates: bool = False) -> str:
     """`METHOD PATH` for a request, `STATUS REASON PATH` for a response; with `templates`, the
     path as its API template (`/v2/images/{image_id}`) where the operation is known."""
     call = message.call
-    target = call.request.target
-    if templates and call.operation is not None:
-        target = templated(call.request.path, call.operation.template)
+    shown = target(call, templates)
     if message.is_request or call.response is None:
-        return f"{call.request.method} {target}"
-    return f"{call.response.status} {call.response.reason} {target}"
+        return f"{call.request.method} {shown}"
+    return f"{call.response.status} {call.response.reason} {shown}"
 
 
 def target(call: Call, templates: bool = False) -> str:
