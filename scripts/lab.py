@@ -15,16 +15,26 @@ timeline has played `after` events, or just `calls` for a single timeline. A cal
 caller, method, path, body, response status and body, and the calls its callee makes while
 serving it. Headers are written explicitly or generated the way OpenStack
 services send them (User-Agent, tokens, `X-OpenStack-Request-ID`, `x-openstack-request-id`,
-keystonemiddleware's `X-Subject-Token`, the Requestshook pair).
+keystonemiddleware's `X-Subject-Token`, the Requestshook pair); `"token": false` sends no token
+(version discovery, a password login), a response's `"subject_token": true` returns the token
+issued or validated in `X-Subject-Token`.
+
+A session (scripts/scenarios/session.json) has a timeline of `commands` instead: each an
+`openstack` process with its command line, the title an offline reader should give it, a `gap`
+of think time before it, and its calls. Each command has its own connections (closed when it
+ends) and its own token; the timelines are played on a clock (`start`, `think`, `step`, and per
+call `delay`, `at`, `took`: see `clock`), and the truth adds each call's command (null for the
+background) and the commands, their titles checked against MAIN_RULE.
 
 Theory of operation. Every call becomes events, `request` then its children then `response`; the
-timelines' events are interleaved by a seeded choice, so background calls really overlap the
-foreground. One thread then performs the events in that order and owns both ends of every
-connection: it writes a request on the caller's socket and reads it on the server's, later writes
-the response the other way. No thread races another, so the capture's message order is the
-scenario's, run after run. Callers keep one keep-alive connection per destination and open another
-only when all of theirs are busy, as python-requests does. The truth (every call with its caller,
-callee, parent and status, and the order of all messages) is written to `<capture>.truth.json`.
+timelines' events are interleaved by a seeded choice (in a session: merged by their times, and
+played at those times), so background calls really overlap the foreground. One thread then
+performs the events in that order and owns both ends of every connection: it writes a request on
+the caller's socket and reads it on the server's, later writes the response the other way. No
+thread races another, so the capture's message order is the scenario's, run after run. Callers
+keep one keep-alive connection per destination and open another only when all of theirs are
+busy, as python-requests does. The truth (every call with its caller, callee, parent and status,
+and the order of all messages) is written to `<capture>.truth.json`.
 """
 
 from __future__ import annotations
@@ -33,12 +43,16 @@ import argparse
 import base64
 import json
 import random
+import re
 import socket
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from loopback import capture
+
+from sniffer.apiref import SERVICE_TYPES, OperationIndex
 
 HOST = "127.0.0.1"
 PUBLIC_HOST = "182.161.114.101"  # what clients put in Host:, as in the seed
@@ -67,6 +81,7 @@ REASONS = {
     202: "Accepted",
     204: "No Content",
     300: "Multiple Choices",
+    302: "Found",
     404: "Not Found",
     409: "Conflict",
 }
@@ -129,6 +144,8 @@ class Call:
     mode: str
     address: tuple[str, int]
     parent: Call | None
+    command: int | None = None  # the CLI command (1-based) the call belongs to; None: background
+    owner: str = ""  # whose connections it takes: a command's process, or the calling service
     id: str = ""
     local_id: str = ""  # x-openstack-request-id of the callee
     global_id: str = ""  # what children send as X-OpenStack-Request-ID
@@ -169,10 +186,12 @@ class Builder:
             self.tokens[who] = "gAAAAAB" + self.rng.randbytes(90).hex()[:176]
         return self.tokens[who]
 
-    def build(self, spec: dict, parent: Call | None) -> Call:
+    def build(self, spec: dict, parent: Call | None, command: int | None = None) -> Call:
         caller = spec["caller"]
         service, prefix, mode, address = route(spec["path"])
-        call = Call(spec, caller, service, prefix, mode, address, parent)
+        call = Call(spec, caller, service, prefix, mode, address, parent, command)
+        # a command is a process of its own: its own connections (and, below, its own token)
+        call.owner = caller if command is None or parent else f"{caller} (command {command})"
         explicit = spec.get("headers")
         call.id = (
             header(explicit, "x-requestshook-request-id") if explicit else None
@@ -182,8 +201,9 @@ class Builder:
         if parent is not None and not incoming and not explicit:
             incoming = parent.global_id
         call.global_id = incoming or call.local_id
+        user = spec.get("user", "user") + (f" (command {command})" if command else "")
         call.token = (
-            self.token(spec.get("user", "user"))  # each CLI user has a token of their own
+            self.token(user)  # each CLI user, and each command, has a token of its own
             if parent is None and caller == "openstack"
             else (parent.token if parent is not None else self.token(caller))
         )
@@ -200,7 +220,7 @@ class Builder:
                 f"{call.method} {call.backend_path} HTTP/1.1", self.strip(backend), wire_body
             )
         call.response = self.response(call, spec.get("response", {}))
-        call.children = [self.build(child, call) for child in spec.get("calls", [])]
+        call.children = [self.build(child, call, command) for child in spec.get("calls", [])]
         return call
 
     def request_headers(self, call: Call, body: bytes, chunk: int | None) -> list[list[str]]:
@@ -221,7 +241,7 @@ class Builder:
                 ["X-Subject-Token", call.parent.token],
                 ["X-Auth-Token", self.token(call.caller)],
             ]
-        else:
+        elif call.spec.get("token", True):  # discovery and password logins carry none
             headers.append(["X-Auth-Token", call.token])
         if call.parent is not None:
             headers.append(["X-OpenStack-Request-ID", call.parent.global_id])
@@ -267,6 +287,8 @@ class Builder:
                 ]
             elif status not in (204, 304):
                 headers.append(["Content-Length", "0"])
+            if spec.get("subject_token"):  # keystone: the token issued, or the one validated
+                headers.append(["X-Subject-Token", call.token])
             headers += spec.get("extra_headers", [])
             headers += [
                 ["x-openstack-request-id", call.local_id],
@@ -333,6 +355,12 @@ class Wire:
         link.busy = True
         return link
 
+    def exit(self, owner: str) -> None:
+        """A process ends: its connections close, the client's side first."""
+        for key in [key for key in self.pools if key[0] == owner]:
+            for link in self.pools.pop(key):
+                link.close()
+
     def close(self) -> None:
         for pool in self.pools.values():
             for link in pool:
@@ -349,6 +377,75 @@ def events(call: Call) -> list[tuple[str, Call]]:
     for child in call.children:
         out += events(child)
     return out + [("response", call)]
+
+
+@dataclass
+class Command:
+    """One `openstack` process of a session: its command line, the title an offline reader should
+    give it (see MAIN_RULE), its think time before it starts, and its root calls."""
+
+    index: int
+    line: str
+    title: str
+    gap: float
+    roots: list[Call]
+
+
+MAIN_RULE = (
+    "A command's title is the API reference title (sniffer/data/operations.json) of its main "
+    "call. The candidates are the calls the client itself made (the command's root calls) less "
+    "version discovery (a GET of a service's root, with or without a version: /identity/, /image, "
+    "/compute/v2.1/) and the password login (POST /v3/auth/tokens); the main call is the last "
+    "candidate that is not a listing (its title does not start with 'List'), or the first "
+    "candidate when all are listings. So `image show cirros` is 'Show Image' (the lookup "
+    "GET /v2/images/cirros, answered 404 before the search ?name=cirros) and `server list` is "
+    "'List Servers Detailed' (before the image and flavor listings it makes to print names)."
+)
+DISCOVERY = re.compile(r"^/[^/]+/?(v\d+(\.\d+)?/?)?$")
+
+
+def operation_title(call: Call) -> str | None:
+    path = call.path.split("?", 1)[0]
+    operation = OperationIndex.default().match(SERVICE_TYPES.get(call.callee), call.method, path)
+    return operation.title if operation else None
+
+
+def main_call(command: Command) -> Call:
+    """The command's main call, by MAIN_RULE."""
+    candidates = [
+        (root, title)
+        for root in command.roots
+        if not (root.method == "GET" and DISCOVERY.match(root.path.split("?", 1)[0]))
+        and not (root.method == "POST" and root.path.endswith("/v3/auth/tokens"))
+        and (title := operation_title(root))
+    ]
+    singles = [root for root, title in candidates if not title.startswith("List")]
+    return singles[-1] if singles else candidates[0][0]
+
+
+def clock(groups: list[tuple[float, list[Call]]], timeline: dict) -> list:
+    """Timed events of one timeline: groups of root calls (a command, or the whole background),
+    each starting `gap` seconds after the previous one ended; a root call starts `delay` seconds
+    (default `think`) after the previous one's response, or `at` seconds from the start if later
+    (a periodic task), each event of a call tree comes `step`
+    seconds after the one before, and a response `took` seconds more (the callee's work). A
+    command ends with its process's exit, which closes its connections."""
+    now = timeline.get("start", 0.0)
+    think, step = timeline.get("think", 0.01), timeline.get("step", 0.002)
+    timed = []
+    for gap, roots in groups:
+        now += gap
+        for number, root in enumerate(roots):
+            now += root.spec.get("delay", think) if number else 0.0
+            now = max(now, root.spec.get("at", 0.0))
+            for kind, call in events(root):
+                now += call.spec.get("took", 0.0) if kind == "response" else 0.0
+                timed.append((now, kind, call))
+                now += step
+        if roots and roots[0].command is not None:
+            timed.append((now, "exit", roots[-1]))
+            now += step
+    return timed
 
 
 def interleave(
@@ -386,15 +483,21 @@ class Player:
             if call.mode == "proxy":
                 self.wire.listen(ROUTES[call.prefix][2])
 
-    def perform(self, events_: list[tuple[str, Call]]) -> None:
-        for kind, call in events_:
+    def perform(self, events_: list[tuple[str, Call]], times: list[float] | None = None) -> None:
+        """Every event in order; with times (seconds from the start), each at its time."""
+        started = time.monotonic()
+        for number, (kind, call) in enumerate(events_):
+            if times is not None:
+                time.sleep(max(0.0, started + times[number] - time.monotonic()))
             if kind == "request":
                 self._request(call)
-            else:
+            elif kind == "response":
                 self._response(call)
+            else:
+                self.wire.exit(call.owner)
 
     def _request(self, call: Call) -> None:
-        front = self.wire.take(call.caller, call.address)
+        front = self.wire.take(call.owner, call.address)
         front.request(call.request)
         back = None
         if call.mode == "proxy":
@@ -414,10 +517,13 @@ class Player:
         self.wire.close()
 
 
-def truth(events_: list[tuple[str, Call]]) -> dict:
-    """Every call (caller, callee, method, paths, status, parent) and the order of all messages."""
+def truth(events_: list[tuple[str, Call]], session: dict | None = None) -> dict:
+    """Every call (caller, callee, method, paths, status, parent) and the order of all messages;
+    in a session, each call's command (None: background) and the commands."""
     calls, order = [], []
     for kind, call in events_:
+        if kind == "exit":
+            continue
         order.append([kind, call.id])
         if kind == "request":
             calls.append(
@@ -432,31 +538,89 @@ def truth(events_: list[tuple[str, Call]]) -> dict:
                     "parent": call.parent.id if call.parent else None,
                 }
             )
-    return {"calls": calls, "messages": order}
+            if session:
+                calls[-1]["command"] = call.command
+    return {**(session or {}), "calls": calls, "messages": order}
+
+
+def describe(command: Command) -> dict:
+    main = main_call(command)
+    if operation_title(main) != command.title:
+        raise ValueError(f"command {command.index}: {operation_title(main)!r} by the rule")
+    return {
+        "index": command.index,
+        "command_line": command.line,
+        "title": command.title,
+        "main_call": main.id,
+    }
 
 
 class Lab:
+    """A scenario built and scheduled: its timelines either interleaved by a seeded choice, or,
+    in a session (a timeline of `commands`), played on a clock: the commands one after the
+    other, each a process of its own, and the background timelines at their own pace."""
+
     def __init__(self, scenario: dict, hook: bool = True) -> None:
         seed = scenario.get("seed", 0)
         builder = Builder(seed, hook)
         specs = scenario.get("timelines") or [{"calls": scenario["calls"]}]
-        self.roots = [
-            [builder.build(spec, None) for spec in timeline["calls"]] for timeline in specs
-        ]
-        timelines = [[event for root in roots for event in events(root)] for roots in self.roots]
-        after = [timeline.get("after", 0) for timeline in specs]
-        self.events = interleave(timelines, after, random.Random(seed))
+        self.description = scenario.get("description", scenario.get("name", ""))
+        self.commands: list[Command] = []
+        self.roots = [self._build(builder, timeline) for timeline in specs]
+        self.times: list[float] | None = None
+        if self.commands:
+            self._schedule(specs)
+        else:
+            timelines = [[e for root in roots for e in events(root)] for roots in self.roots]
+            after = [timeline.get("after", 0) for timeline in specs]
+            self.events = interleave(timelines, after, random.Random(seed))
+
+    def _build(self, builder: Builder, timeline: dict) -> list[Call]:
+        if "commands" not in timeline:
+            return [builder.build(spec, None) for spec in timeline["calls"]]
+        for spec in timeline["commands"]:
+            index = len(self.commands) + 1
+            roots = [builder.build(call, None, index) for call in spec["calls"]]
+            self.commands.append(
+                Command(index, spec["command_line"], spec["title"], spec.get("gap", 0.0), roots)
+            )
+        return [root for command in self.commands for root in command.roots]
+
+    def _schedule(self, specs: list[dict]) -> None:
+        """All timelines' events by time (a timeline's own order kept on a tie)."""
+        timed = []
+        for number, (timeline, roots) in enumerate(zip(specs, self.roots, strict=True)):
+            groups = (
+                [(c.gap, c.roots) for c in self.commands]
+                if "commands" in timeline
+                else [(0.0, roots)]
+            )
+            timed += [
+                (at, number, order, kind, call)
+                for order, (at, kind, call) in enumerate(clock(groups, timeline))
+            ]
+        timed.sort(key=lambda event: event[:3])
+        self.events = [(kind, call) for _, _, _, kind, call in timed]
+        self.times = [event[0] for event in timed]
 
     def play(self) -> None:
         player = Player()
-        player.listen(self.events)
+        player.listen([event for event in self.events if event[0] != "exit"])
         try:
-            player.perform(self.events)
+            player.perform(self.events, self.times)
         finally:
             player.close()
 
     def truth(self) -> dict:
-        return truth(self.events)
+        if not self.commands:
+            return truth(self.events)
+        roots = [call for kind, call in self.events if kind == "request" and not call.parent]
+        session = {
+            "description": f"{self.description}. {MAIN_RULE}",
+            "commands": [describe(command) for command in self.commands],
+            "background": sorted({root.caller for root in roots if root.command is None}),
+        }
+        return truth(self.events, session)
 
 
 def run(scenario_path: str, pcap_path: str, hook: bool = True) -> dict:
