@@ -52,8 +52,11 @@ def section(
     shown = inert.code_lines("\n".join(header_lines(headers)).encode())
     language, body = body_block(message)
     body = inert.code_lines(body)
-    ticks = inert.longest_run(shown, body, call.caller.encode(), call.callee.encode())
-    header_fence, body_fence = inert.fence(shown), inert.fence(body)
+    header_ticks, body_ticks = inert.longest_run(shown), inert.longest_run(body)
+    ticks = max(header_ticks, body_ticks)
+    if "`" in call.caller or "`" in call.callee:  # (the log shows the names too)
+        ticks = max(ticks, inert.longest_run(call.caller.encode(), call.callee.encode()))
+    header_fence, body_fence = inert.fence_of(header_ticks), inert.fence_of(body_ticks)
     lines += [
         '=== "Header"',
         f'{INDENT}{header_fence} http title="{attr}" linenums="1"',
