@@ -209,6 +209,14 @@ def _given(output_files: dict[str, str | None]) -> dict[str, str]:
 )
 @click.option("--title", default=TITLE, show_default=True, help="The page's title.")
 @click.option(
+    "--split",
+    type=click.Choice(["command", "none"]),
+    default="command",
+    show_default=True,
+    help="With -o: a folder of pages per command and an index of them (one command: the "
+    "pages straight into DIR), or every call in one page.",
+)
+@click.option(
     "--force",
     is_flag=True,
     help="Overwrite files that osflow-sniff did not write (by default a run refuses to).",
@@ -251,6 +259,7 @@ def main(
     template_ids: bool,
     site: bool,
     title: str,
+    split: str,
     force: bool,
     jobs: int | None,
     expression: tuple[str, ...],
@@ -277,13 +286,14 @@ def main(
         if site and not output:
             raise click.UsageError("--mkdocs needs -o DIR")
         style = Style(lang, template_ids, title)
-        chosen = Chosen(output, _given(output_files), style, site, force)
+        chosen = Chosen(output, _given(output_files), style, site, force, split == "command")
         run = Run(chosen, options, quiet, show_secrets)
         if files:
             run.jobs = jobs or default_jobs(files)
             code = run_offline(run, files, parse_offsets(clock_offsets, files))
         else:
             run.jobs = jobs or default_jobs(())
+            chosen.live = True
             assert interface is not None  # (one of -r and -i: checked above)
             live = Live(interface, " ".join(expression) or None, buffer_mib << 20, write_file)
             live.calls, live.seconds = count, duration

@@ -109,6 +109,19 @@ class Exchange:
         return self.request.complete and self.response is not None and self.response.complete
 
 
+@record
+class Command:
+    """What a call was made for: a command a client ran, or a service's background work."""
+
+    number: int  # commands: 1, 2, ... in the order of their first calls; background: 0
+    client: str  # who ran it, or the service whose background it is
+    line: str = ""  # its command line, when its process was seen (live), secrets masked
+
+    @property
+    def background(self) -> bool:
+        return self.number == 0
+
+
 @dataclass
 class Call:
     """One logical call: the hops that carried it (front door first), named and nested."""
@@ -128,6 +141,7 @@ class Call:
     # `correlate`); sinks that keep a copy of a call from its first message make it anew
     revision: int = 0
     key: int = 0  # assigned once by the correlator, unique in a run: what sinks know a call by
+    command: Command | None = None  # assigned with its number (see `commands`)
 
     @property
     def hop(self) -> Exchange:

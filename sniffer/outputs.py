@@ -28,6 +28,7 @@ from .render.log import LogSink
 from .render.markdown import TITLE, DocumentSink
 from .render.otlp import OtlpSink
 from .render.sink import FanOut, Presenter, Sink
+from .render.split import SplitSink
 from .render.worker import WorkerSink
 
 
@@ -51,6 +52,7 @@ class Output:
     masked: bool = True  # shows headers or bodies: takes calls with their secrets masked
     local: bool = False  # stays in this process with --jobs 2 (network calls and warnings)
     needs: tuple[str, str] | None = None  # a module it needs, and the extra that installs it
+    page: bool = False  # part of a command's page: one per command (see `render.split`)
 
 
 OUTPUTS = (
@@ -61,8 +63,9 @@ OUTPUTS = (
             os.path.dirname(path), style.lang, style.templates, style.title
         ),
         bodies=True,
+        page=True,
     ),
-    Output("log", ("log.md",), lambda path, style: LogSink(path), bodies=True),
+    Output("log", ("log.md",), lambda path, style: LogSink(path), bodies=True, page=True),
     Output("calls", ("calls.jsonl",), lambda path, style: JsonlSink(path)),
     Output(
         "har",
@@ -117,6 +120,8 @@ class Chosen:
     style: Style = Style()
     site: bool = False
     force: bool = False
+    split: bool = True  # one page per command (see `render.split`)
+    live: bool = False  # (each command's page written as soon as it ends)
 
     def pages(self) -> str | None:
         """Where the files of -o go."""
@@ -128,13 +133,32 @@ class Chosen:
         pages = self.pages()
         chosen = []
         for output in OUTPUTS:
-            if pages and output.files:
+            if pages and output.files and not (output.page and self.split):
                 writes = tuple(os.path.join(pages, name) for name in output.files)
                 chosen.append(Target(output, writes[0], writes))
             given = self.files.get(output.name)
             if given:
                 chosen.append(Target(output, given, (given,) if output.metavar == "FILE" else ()))
+        if pages and self.split:
+            output = self._splitting([output for output in OUTPUTS if output.page])
+            writes = tuple(os.path.join(pages, name) for name in output.files)
+            chosen.insert(0, Target(output, writes[0], writes))
         return chosen
+
+    def _splitting(self, outputs: list[Output]) -> Output:
+        """The pages as one output: each command's in a folder of its own."""
+
+        def open_pages(folder: str, style: Style) -> list[Sink]:
+            return _open([Target(o, os.path.join(folder, o.files[0]), ()) for o in outputs], style)
+
+        def open_split(path: str, style: Style) -> Sink:
+            directory = os.path.dirname(path)
+            return SplitSink(
+                directory, lambda f: open_pages(f, style), style.title, self.force, self.live
+            )
+
+        names = tuple(name for output in outputs for name in output.files)
+        return Output("pages", names, open_split, bodies=True)
 
     def written(self) -> list[str]:
         """Every file the run writes."""

@@ -9,10 +9,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from .apiref import OperationIndex
+from .commands import Grouping
 from .correlate import MAX_WAIT, SLACK, Correlator
 from .decode import Undecodable, decode
 from .filters import Selection
-from .flow import Call
+from .flow import Call, FlowMessage
 from .http import MAX_BODY, HttpConnection, RequestHead
 from .pcapfile import Frame
 from .procnet import SocketOwners
@@ -34,6 +35,26 @@ class Options:
     selection: Selection | None = None  # which calls the outputs show
 
 
+class Grouped(FanOut):
+    """Gives each call its command (see `commands`) before the sinks see it."""
+
+    def __init__(self, sinks: Iterable[Sink]) -> None:
+        super().__init__(sinks)
+        self.grouping = Grouping()
+
+    def message(self, message: FlowMessage) -> None:
+        call = message.call
+        if message.is_request:
+            call.command = self.grouping.request(call)
+        else:
+            self.grouping.response(call)
+        super().message(message)
+
+    def call(self, call: Call) -> None:
+        self.grouping.ended(call)
+        super().call(call)
+
+
 class Pipeline:
     """Feed frames in; sinks receive numbered messages and finished calls (as captured: the
     outputs mask what they show, see `outputs`)."""
@@ -43,6 +64,7 @@ class Pipeline:
         out: Sink = FanOut(sinks)
         if options.selection:
             out = SelectingSink([out], options.selection)
+        out = Grouped([out])
         self.out = out
         self.stats = Stats()
         self.correlator = Correlator(

@@ -40,7 +40,8 @@ class Run:
 
 @pytest.fixture
 def sniff(tmp_path: Path):
-    """Run osflow-sniff in-process on captures, writing the documents to a fresh directory."""
+    """Run osflow-sniff in-process on captures, writing the documents to a fresh directory, all
+    calls in one page (`--split none`) unless the options say otherwise (test_commands.py)."""
     count = 0
 
     def run(*captures: Path | str, options: tuple[str, ...] = ()) -> Run:
@@ -48,6 +49,8 @@ def sniff(tmp_path: Path):
         count += 1
         out = tmp_path / f"out{count}"
         args = [arg for capture in captures for arg in ("-r", str(capture))]
+        if not any(option.startswith("--split") for option in options):
+            options = ("--split", "none", *options)
         result = CliRunner().invoke(main, [*args, "-o", str(out), *options])
         if result.exception and not isinstance(result.exception, SystemExit):
             raise result.exception

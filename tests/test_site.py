@@ -88,7 +88,8 @@ def publish(tmp_path: Path, capture: str) -> dict:
     root = tmp_path / "site-project"
     env = {**os.environ, "OSFLOW_MERMAID": MERMAID}
     sniffed = subprocess.run(
-        ["osflow-sniff", "-q", "-r", str(PCAPS / capture), "-o", str(root), "--mkdocs"],
+        ["osflow-sniff", "-q", "-r", str(PCAPS / capture), "-o", str(root), "--mkdocs"]
+        + ["--split", "none"],  # (one page per command: test_commands.py)
         capture_output=True,
         text=True,
         env=env,

@@ -1,7 +1,7 @@
 """HAR 1.2: one entry per call (its innermost hop), streamed into one JSON document.
 
 Correlation travels in `_`-prefixed fields (`_id`, `_caller`, `_callee`, `_parent`,
-`_operation`, `_hops`), as HAR allows for custom data.
+`_operation`, `_hops`, `_command`, `_background`), as HAR allows for custom data.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from .. import __version__
 from ..content import decoded, encoded
 from ..flow import Body, Call, Headers, header
 from ..stats import Stats
-from .jsonl import hop_records, timestamp
+from .jsonl import background_of, command_number, hop_records, timestamp
 from .sink import FileSink
 from .text import url
 
@@ -82,6 +82,8 @@ class HarEntry(TypedDict):
     _operation: HarOperation | None
     _hops: list[dict]
     _incomplete: bool
+    _command: int | None  # the command it belongs to (see sniffer.commands), None: background
+    _background: str | None  # the service whose background work it is
     comment: NotRequired[str]
     # response, timings and time: always there once the entry is made
     response: NotRequired[HarResponse]
@@ -142,6 +144,8 @@ def entry(call: Call) -> HarEntry:
         ),
         "_hops": hop_records(call),
         "_incomplete": not call.complete,
+        "_command": command_number(call),
+        "_background": background_of(call),
     }
     if call.note:
         record["comment"] = call.note

@@ -61,6 +61,18 @@ def hop_records(call: Call) -> list[dict]:
     return [hop_record(hop) for hop in call.hops]
 
 
+def command_number(call: Call) -> int | None:
+    """The number of the command the call belongs to (None: a service's background)."""
+    command = call.command
+    return command.number if command is not None and not command.background else None
+
+
+def background_of(call: Call) -> str | None:
+    """The service whose background work the call is, if it is."""
+    command = call.command
+    return command.client if command is not None and command.background else None
+
+
 def call_record(call: Call) -> dict:
     request, response = call.request, call.response
     operation = call.operation
@@ -96,6 +108,8 @@ def call_record(call: Call) -> dict:
         else None,
         "incomplete": not call.complete,
         "note": call.note or None,
+        "command": command_number(call),
+        "background": background_of(call),
     }
 
 

@@ -22,6 +22,7 @@ from ..atomic import AtomicFile
 from ..content import encoded
 from ..flow import Call
 from ..stats import Stats
+from .jsonl import background_of, command_number
 from .sink import Sink
 
 SPAN_KIND_SERVER, SPAN_KIND_CLIENT = 2, 3
@@ -77,6 +78,8 @@ def spans(call: Call) -> list[tuple[str, dict]]:
         "openstack.global_request_id": request.header("x-openstack-request-id"),
         "openstack.request_id": response.header("x-openstack-request-id") if response else None,
         "osflow.incomplete": not call.complete or None,
+        "osflow.command": command_number(call),
+        "osflow.background": background_of(call),
     }
     failed = response is None or response.status >= 500
     status = {"code": STATUS_ERROR} if failed else {}
