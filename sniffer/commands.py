@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from .flow import Call, Command
+from .flow import Call, Command, Endpoint
 from .openstack import services
+from .procnet import command_line
 
 GAP = 2.0  # seconds: a client's calls further apart than this, with nothing else joining them
 REMEMBERED = 65536  # connections and tokens kept, most recent first
@@ -33,10 +35,16 @@ VERSIONS = re.compile(r"(/[a-z][a-z0-9-]*)?(/v\d+(\.\d+)?)?/?")
 LOGIN = re.compile(r"(/v3/auth/tokens|/v[23](\.\d+)?/?|/)$")
 
 
+# live: the process behind a socket's local end, and its command line (see `procnet`)
+Processes = Callable[[Endpoint], "tuple[int, list[str]] | None"]
+
+
 class Grouping:
     """Gives each call its command, at its request (in first-byte order)."""
 
-    def __init__(self) -> None:
+    def __init__(self, processes: Processes | None = None) -> None:
+        self.processes = processes
+        self.by_pid: dict[int, Command] = {}
         self.count = 0
         self.by_connection: OrderedDict[tuple, Command] = OrderedDict()
         self.by_token: OrderedDict[str, Command] = OrderedDict()
@@ -70,6 +78,9 @@ class Grouping:
         if call.caller in SERVICES:
             return self._background(call.caller)
         request, client = call.hops[0].request, call.hops[0].client
+        process = self.processes(client) if self.processes is not None else None
+        if process is not None:
+            return self._process(call, *process)
         connection = (client, call.hops[0].server)
         token = request.header("x-auth-token")
         identity = (call.caller, client[0])
@@ -83,6 +94,15 @@ class Grouping:
         if token:
             _remember(self.by_token, token, command)
         self.last[identity] = (command, request.ts)
+        return command
+
+    def _process(self, call: Call, pid: int, argv: list[str]) -> Command:
+        """One process, one command (the strongest evidence there is)."""
+        command = self.by_pid.get(pid)
+        if command is None:
+            self.count += 1
+            command = Command(self.count, call.caller, command_line(argv), pid)
+            self.by_pid[pid] = command
         return command
 
     def _recent(self, identity: tuple[str, str], ts: float) -> Command | None:

@@ -115,7 +115,8 @@ class Command:
 
     number: int  # commands: 1, 2, ... in the order of their first calls; background: 0
     client: str  # who ran it, or the service whose background it is
-    line: str = ""  # its command line, when its process was seen (live), secrets masked
+    line: str = ""  # its command line, when its process was seen (live)
+    pid: int = 0  # that process
 
     @property
     def background(self) -> bool:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from .apiref import OperationIndex
-from .commands import Grouping
+from .commands import Grouping, Processes
 from .correlate import MAX_WAIT, SLACK, Correlator
 from .decode import Undecodable, decode
 from .filters import Selection
@@ -38,9 +38,9 @@ class Options:
 class Grouped(FanOut):
     """Gives each call its command (see `commands`) before the sinks see it."""
 
-    def __init__(self, sinks: Iterable[Sink]) -> None:
+    def __init__(self, sinks: Iterable[Sink], processes: Processes | None = None) -> None:
         super().__init__(sinks)
-        self.grouping = Grouping()
+        self.grouping = Grouping(processes)
 
     def message(self, message: FlowMessage) -> None:
         call = message.call
@@ -64,7 +64,7 @@ class Pipeline:
         out: Sink = FanOut(sinks)
         if options.selection:
             out = SelectingSink([out], options.selection)
-        out = Grouped([out])
+        out = Grouped([out], options.owners.process if options.owners is not None else None)
         self.out = out
         self.stats = Stats()
         self.correlator = Correlator(
@@ -109,6 +109,7 @@ class Pipeline:
     def tick(self, now: float) -> None:
         """Time passed without packets (live): emit what no longer has to wait."""
         self.correlator.advance(now)
+        self.out.tick(now)
 
     def finish(self) -> Stats:
         """End of input: close connections, emit what is left, close the sinks."""

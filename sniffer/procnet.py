@@ -22,6 +22,7 @@ from .openstack import services
 COMMANDS = tuple(
     (re.compile(pattern), service.name) for service in services() for pattern in service.processes
 )
+OWNERS = 65536  # sockets whose process is remembered, the most recent
 FRONT_DOORS = frozenset({"apache2", "httpd", "nginx", "haproxy"})
 INTERPRETERS = re.compile(r"^(python[0-9.]*|uwsgi|gunicorn|sudo|env)$")
 
@@ -64,6 +65,17 @@ def _forms(local: Endpoint, remote: Endpoint) -> list[tuple[str, str, str]]:
     ]
 
 
+def command_line(argv: list[str]) -> str:
+    """A command line as its user typed it: `openstack image show cirros`, not the interpreter
+    and the script's path that /proc shows."""
+    words = list(argv)
+    while len(words) > 1 and INTERPRETERS.match(os.path.basename(words[0])):
+        words = words[1:]
+    if not words:
+        return ""
+    return " ".join([os.path.basename(words[0]), *words[1:]])
+
+
 class SocketOwners:
     """Name the process behind each end of a TCP connection seen on this host.
 
@@ -81,6 +93,8 @@ class SocketOwners:
         self.inode_pid: dict[int, int] = {}
         self.missed: set[int] = set()  # inodes no scan found: not worth another scan
         self.names: dict[int, str | None] = {}  # pid -> service
+        self.argvs: dict[int, list[str]] = {}  # pid -> its command line
+        self.owners: dict[Endpoint, int] = {}  # a socket's local end -> its process, once found
 
     def prefetch(self, local: Endpoint, remote: Endpoint) -> None:
         """Look both ends of a new connection up soon, in the worker thread."""
@@ -126,7 +140,18 @@ class SocketOwners:
                     break
             else:
                 self.missed.add(inode)
-        return None if pid is None else self._name(pid)
+        if pid is None:
+            return None
+        self.owners[local] = pid
+        if len(self.owners) > OWNERS:
+            del self.owners[next(iter(self.owners))]
+        return self._name(pid)
+
+    def process(self, local: Endpoint) -> tuple[int, list[str]] | None:
+        """The process that owned the socket at `local` when it was looked up, and its command
+        line (it may have exited since)."""
+        pid = self.owners.get(local)
+        return None if pid is None else (pid, self.argvs.get(pid, []))
 
     def _inode(self, local: Endpoint, remote: Endpoint) -> int | None:
         """The inode of the socket with these two ends, from /proc/net/tcp or tcp6."""
@@ -166,5 +191,6 @@ class SocketOwners:
                     argv = stream.read().decode(errors="replace").split("\0")
             except OSError:
                 argv = []
-            self.names[pid] = service_of([word for word in argv if word])
+            self.argvs[pid] = [word for word in argv if word]
+            self.names[pid] = service_of(self.argvs[pid])
         return self.names[pid]

@@ -30,6 +30,10 @@ SECRET_HEADERS = frozenset(
         "set-cookie",
     }
 )
+# an option whose value is a secret, and the value (`--os-password X`, `--os-token=X`)
+SECRET_OPTION = re.compile(
+    r"(--?[\w-]*(?:password|token|secret|credential|passwd|key)[\w-]*)(=|\s+)(\S+)", re.I
+)
 SCHEMES = ("Bearer ", "Basic ", "Negotiate ", "Digest ")
 # keys whose values are secrets wherever they appear in a JSON body
 SECRET_KEYS = frozenset(
@@ -175,4 +179,13 @@ def exchange(hop: Exchange) -> Exchange:
 
 def call(original: Call) -> Call:
     """A copy of a call for writing: same identity and numbering, secrets masked."""
-    return replace(original, hops=[exchange(hop) for hop in original.hops])
+    masked = replace(original, hops=[exchange(hop) for hop in original.hops])
+    command = original.command
+    if command is not None and command.line:
+        masked.command = replace(command, line=command_line(command.line))
+    return masked
+
+
+def command_line(line: str) -> str:
+    """A command line with the values of its secret options masked (`--os-password X`)."""
+    return SECRET_OPTION.sub(r"\1\2<redacted>", line)

@@ -20,6 +20,9 @@ class Sink:
     def call(self, call: Call) -> None:
         pass
 
+    def tick(self, now: float) -> None:
+        """Live: time passed without a message (for the outputs that write as time goes)."""
+
     def close(self, stats: Stats) -> None:
         pass
 
@@ -44,6 +47,10 @@ class FanOut(Sink):
     def call(self, call: Call) -> None:
         for sink in self.sinks:
             sink.call(call)
+
+    def tick(self, now: float) -> None:
+        for sink in self.sinks:
+            sink.tick(now)
 
     def close(self, stats: Stats) -> None:
         for sink in self.sinks:

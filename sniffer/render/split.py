@@ -30,6 +30,9 @@ from .sink import FanOut, Sink
 from .site import snippet_prefix
 
 INDEX = "index.md"
+# live: seconds of capture time a command whose process has exited stays open, for its last
+# calls still being ordered (see `correlate`)
+QUIET = 2.0
 
 
 @dataclass
@@ -41,6 +44,7 @@ class Group:
     sinks: FanOut
     shown: Renumbering = field(default_factory=Renumbering)
     open_calls: int = 0
+    last: float = 0.0  # when its latest message came (capture time)
     name: str = ""  # its folder's name once done
 
 
@@ -62,10 +66,17 @@ class SplitSink(Sink):
         self.live = live  # write each command's folder as soon as it ends
         self.groups: dict[tuple[int, str], Group] = {}
         self.done: list[Group] = []
+        self.now = 0.0  # the capture time of the latest message
 
     def message(self, message: FlowMessage) -> None:
         call = message.call
+        shown = call.request if message.is_request else call.response
+        if shown is not None:
+            self.now = max(self.now, shown.ts)
+        if self.live:
+            self._finish_exited()
         group = self._group(call.command)
+        group.last = self.now
         if message.is_request:
             group.open_calls += 1
         group.sinks.message(group.shown.message(message))
@@ -77,9 +88,21 @@ class SplitSink(Sink):
             group.sinks.call(view)
             group.summary.add(view)
         group.open_calls -= 1
-        command = group.summary.command
-        if self.live and not group.open_calls and not command.background and command.line:
-            self._finish(group, None)  # its process ran its last call (see `commands`)
+        if self.live:
+            self._finish_exited()
+
+    def tick(self, now: float) -> None:
+        if self.live:
+            self.now = max(self.now, now)
+            self._finish_exited()
+
+    def _finish_exited(self) -> None:
+        """Live: the pages of each command whose process has exited and whose calls are out."""
+        for group in list(self.groups.values()):
+            pid = group.summary.command.pid
+            quiet = self.now - group.last > QUIET
+            if pid and quiet and not group.open_calls and not os.path.exists(f"/proc/{pid}"):
+                self._finish(group, None)
 
     def close(self, stats: Stats) -> None:
         groups = [*self.done, *self.groups.values()]
@@ -128,8 +151,12 @@ class SplitSink(Sink):
     def _folder_name(self, group: Group) -> str:
         command = group.summary.command
         if command.background:
-            return f"background-{slug(command.client)}"
-        return f"{command.number:03d}-{slug(group.summary.title)}"
+            name = f"background-{slug(command.client)}"
+        else:
+            name = f"{command.number:03d}-{slug(group.summary.title)}"
+        taken = {done.name for done in self.done}
+        more = next(n for n in range(1, len(taken) + 2) if f"{name}-{n}" not in taken)
+        return name if name not in taken else f"{name}-{more}"  # (calls after it ended: live)
 
     def _move_files(self, folder: str, target: str) -> None:
         names = sorted(os.listdir(folder))
@@ -140,7 +167,8 @@ class SplitSink(Sink):
 
     def _move_folder(self, folder: str, target: str) -> None:
         if os.path.isdir(target):  # a folder of an earlier run: replaced only if it is all ours
-            owned.check((os.path.join(target, name) for name in os.listdir(target)), self.force)
+            names = [name for name in os.listdir(target) if name != owned.RECORD]
+            owned.check((os.path.join(target, name) for name in names), self.force)
             shutil.rmtree(target)
         os.replace(folder, target)
         owned.record(os.path.join(target, name) for name in os.listdir(target))

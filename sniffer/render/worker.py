@@ -40,7 +40,8 @@ BATCH_BYTES = 256 << 10  # body bytes per batch: few system calls, little held i
 BATCH_EVENTS = 256
 IN_FLIGHT = 32  # batches made and not yet sent: room for either process to run ahead
 BEHIND = IN_FLIGHT // 4  # batches waiting past this: the worker is the slower process
-MESSAGE, CALL, CLOSE, ABORT = range(4)
+MESSAGE, CALL, CLOSE, ABORT, TICK = range(5)
+TICKS = 1.0  # seconds between the ticks that cross (live, without traffic)
 PIPE_BYTES = 1 << 20  # a batch in one write, not in the default pipe's 64 KiB steps
 
 
@@ -93,6 +94,7 @@ class WorkerSink(Sink):
         self.reported: list[str] = []
         self.displays = displays  # whether the sinks show bodies (the documents, the log)
         self.helping = False  # whether this side prepares the bodies' display for now
+        self.ticked = 0.0
         # masking secrets is the worker's job too; this side masks the calls it helps with
         self.masked = MaskedCopies(mask) if mask is not None else None
         self.outbox: queue.Queue[bytes | None] = queue.Queue(IN_FLIGHT)
@@ -115,6 +117,11 @@ class WorkerSink(Sink):
             self.batch_bytes += len(block[1])
         masked = shown is not call
         self._queue((MESSAGE, key, message.number, message.kind, crossing, masked, block))
+
+    def tick(self, now: float) -> None:
+        if now - self.ticked >= TICKS:
+            self.ticked = now
+            self._queue((TICK, now), flush=True)
 
     def call(self, call: Call) -> None:
         if self.masked is not None:
@@ -268,6 +275,8 @@ def _serve(
                     call = calls[key]
                     call.numbers.append(number)
                     sinks.message(FlowMessage(number, kind, call, block))
+                elif event[0] == TICK:
+                    sinks.tick(event[1])
                 elif event[0] == CALL:
                     sinks.call(calls.pop(event[1]))
                 elif event[0] == CLOSE:
