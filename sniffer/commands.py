@@ -19,16 +19,15 @@ service's background.
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from .flow import Call, Command, Endpoint
 from .openstack import services
 from .procnet import command_line
+from .recent import Recent
 
 GAP = 2.0  # seconds: a client's calls further apart than this, with nothing else joining them
-REMEMBERED = 65536  # connections and tokens kept, most recent first
 CLIENTS = frozenset({"openstack"})  # the command line's name among the services
 SERVICES = frozenset(service.name for service in services()) - CLIENTS
 VERSIONS = re.compile(r"(/[a-z][a-z0-9-]*)?(/v\d+(\.\d+)?)?/?")
@@ -46,8 +45,8 @@ class Grouping:
         self.processes = processes
         self.by_pid: dict[int, Command] = {}
         self.count = 0
-        self.by_connection: OrderedDict[tuple, Command] = OrderedDict()
-        self.by_token: OrderedDict[str, Command] = OrderedDict()
+        self.by_connection: Recent[tuple, Command] = Recent()
+        self.by_token: Recent[str, Command] = Recent()
         self.last: dict[tuple[str, str], tuple[Command, float]] = {}  # client -> command, when
         self.background: dict[str, Command] = {}
         self.roots: dict[str, Command] = {}  # the root calls in progress, by id
@@ -68,7 +67,7 @@ class Grouping:
             return
         token = response.header("x-subject-token")
         if token and call.request.method == "POST":
-            _remember(self.by_token, token, command)
+            self.by_token.remember(token, command)
 
     def ended(self, call: Call) -> None:
         if call.parent is None:
@@ -90,9 +89,9 @@ class Grouping:
             or (self._recent(identity, request.ts) if not token and not _login(call) else None)
             or self._new(call)
         )
-        _remember(self.by_connection, connection, command)
+        self.by_connection.remember(connection, command)
         if token:
-            _remember(self.by_token, token, command)
+            self.by_token.remember(token, command)
         self.last[identity] = (command, request.ts)
         return command
 
@@ -132,13 +131,6 @@ def _discovery(call: Call) -> bool:
     return call.request.method == "GET" and any(
         VERSIONS.fullmatch(hop.request.path) for hop in call.hops
     )
-
-
-def _remember(table: OrderedDict, key: object, command: Command) -> None:
-    table[key] = command
-    table.move_to_end(key)
-    if len(table) > REMEMBERED:
-        table.popitem(last=False)
 
 
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
