@@ -124,6 +124,7 @@ class Correlator:
         self.slack = slack
         self.max_wait = max_wait
         self.counters = Counters()
+        self.known = lineage.Known()  # who is who, from earlier requests (see `lineage`)
         self.hops: dict[RequestHead, _Track] = {}  # every hop not done yet -> its call's track
         self.unsettled: dict[int, _Track] = {}  # key -> track, in start order
         self.waiting: dict[int, _Track] = {}  # the unsettled calls not overdue, in start order
@@ -353,7 +354,7 @@ class Correlator:
                 call.id = f"~{next(self.synthetic_ids)}"
             self._sweep(track.start)
             call.caller, parent = lineage.resolve(
-                track.heads[0], self._candidates(track), self.services
+                track.heads[0], self._candidates(track), self.services, self.known
             )
             if parent is None:
                 call.root_id = call.id
@@ -361,6 +362,8 @@ class Correlator:
                 call.parent, call.parent_id = parent.key, parent.id
                 call.root_id, call.depth = parent.root_id, parent.depth + 1
             self._index(track)
+        else:
+            self.known.login(call)
         call.numbers.append(next(self.numbers))
         self.on_message(FlowMessage(call.numbers[-1], kind, call))
         track.emitted += 1

@@ -11,12 +11,17 @@ answered after it). Among them, OpenStack's own keys point at the parent when pr
 
 With `X-Requestshook-Request-From`, or in live mode the process that owns the client socket, the
 caller is known and the parent is the best-linked, then innermost, candidate served by that
-caller. Without either:
+caller. So it is when an earlier request on the same TCP connection was named for sure (by one of
+those, or by a service's own User-Agent): every request on a connection comes from one process.
+Without any of these:
 
 1. a linked candidate is the parent, and its callee is the caller;
 2. else a User-Agent that names a client or a service (`openstacksdk` -> `openstack`,
-   `nova-compute ...` -> `nova-compute`) names the caller; its parent, if any, is the innermost
-   candidate that caller serves;
+   `nova-compute ...` -> `nova-compute`) names the caller, or else the token it carries does:
+   whoever obtained that token (`POST /v3/auth/tokens`, the `X-Subject-Token` of the answer)
+   made the request, whatever client library it used (the command line's project lookups with
+   python-keystoneclient are `openstack`'s, a service's calls with its own token are its own);
+   the parent, if any, is the innermost candidate that caller serves;
 3. else, when exactly one call is in progress, containment is unambiguous: it is the parent and
    its callee the caller;
 4. else the User-Agent's first product is the caller, with no parent.
@@ -25,11 +30,40 @@ caller. Without either:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from .flow import Call
+from .flow import Call, Endpoint
 from .http import RequestHead
+from .recent import Recent
 from .services import FROM_HEADER, ServiceMap
+
+
+@dataclass
+class Known:
+    """What earlier requests said about who is who: the caller named for sure on each TCP
+    connection, and who obtained each token."""
+
+    connections: Recent[tuple[Endpoint, Endpoint], str] = field(default_factory=Recent)
+    tokens: Recent[str, str] = field(default_factory=Recent)
+
+    def connection(self, head: RequestHead) -> str | None:
+        return self.connections.get((head.client, head.server))
+
+    def named(self, head: RequestHead, caller: str) -> None:
+        self.connections.remember((head.client, head.server), caller)
+
+    def owner(self, head: RequestHead) -> str | None:
+        token = head.header("x-auth-token")
+        return self.tokens.get(token) if token else None
+
+    def login(self, call: Call) -> None:
+        """A call answered: if it obtained a token, its caller owns it."""
+        response = call.response
+        if response is None or call.request.method != "POST" or response.status >= 300:
+            return
+        token = response.header("x-subject-token")
+        if token and call.request.path.endswith("/auth/tokens"):
+            self.tokens.remember(token, call.caller)
 
 
 def global_ids(call: Call) -> set[str]:
@@ -91,17 +125,27 @@ def declared_caller(child: RequestHead) -> str | None:
 
 
 def resolve(
-    child: RequestHead, candidates: list[Candidate], services: ServiceMap
+    child: RequestHead,
+    candidates: list[Candidate],
+    services: ServiceMap,
+    known: Known | None = None,
 ) -> tuple[str, Call | None]:
-    """(caller, parent) of a call, given the calls in progress when it started."""
-    caller = declared_caller(child)
+    """(caller, parent) of a call, given the calls in progress when it started (and what earlier
+    requests said, which it adds to)."""
+    known = known if known is not None else Known()
+    caller = declared_caller(child) or known.connection(child)
     if caller:
+        known.named(child, caller)
         best = _best(child, (c for c in candidates if c.call.callee == caller))
         return caller, best[1] if best else None
     best = _best(child, candidates)
     if best is not None and best[0] > 0:
         return best[1].callee, best[1]
     named = services.agent(child.header("user-agent"))
+    if named is not None:
+        known.named(child, named)
+    else:
+        named = known.owner(child)
     if named is not None:
         served = _best(child, (c for c in candidates if c.call.callee == named))
         return named, served[1] if served else None

@@ -83,3 +83,61 @@ def test_keys_decide_real_overlaps(sniff, monkeypatch, hook):
     assert disagreements(sniff(capture), truth) == []
     monkeypatch.setattr(lineage, "link_score", lambda child, parent: 0)
     assert disagreements(sniff(capture), truth) != []
+
+
+def login(caller: str, token: str) -> Call:
+    """A `POST /v3/auth/tokens` made by `caller`, answered with `token`."""
+    request = Request("POST", "/identity/v3/auth/tokens", "1.1", (), EMPTY, 0.0, 0.0)
+    answer = Response(201, "Created", "1.1", (("X-Subject-Token", token),), EMPTY, 0.1, 0.1)
+    return Call("l", caller, "keystone", [Exchange(CLIENT, SERVER, request, answer)])
+
+
+def test_a_token_names_who_obtained_it_before_containment():
+    """A client library's request carrying the token the command line obtained is the command
+    line's, not a child of the one call in progress (a placement call the library knows nothing
+    of); with no login seen, containment decides as before."""
+    known = lineage.Known()
+    known.login(login("openstack", "user-token"))
+    busy = served("placement-api", 1.0, 9.0, request=[("X-Auth-Token", "compute-token")])
+    lookup = head(2.0, ("User-Agent", "python-keystoneclient"), ("X-Auth-Token", "user-token"))
+    candidates = [lineage.Candidate.of(busy)]
+    assert lineage.resolve(lookup, candidates, SERVICES, known) == ("openstack", None)
+    assert lineage.resolve(lookup, candidates, SERVICES) == ("placement-api", busy)
+    # a failed login obtains nothing
+    refused = login("mallory", "other-token")
+    refused.hops[0] = Exchange(
+        CLIENT, SERVER, refused.request, Response(401, "Unauthorized", "1.1", (), EMPTY, 0.1, 0.1)
+    )
+    known.login(refused)
+    other = head(2.0, ("User-Agent", "python-keystoneclient"), ("X-Auth-Token", "other-token"))
+    assert lineage.resolve(other, candidates, SERVICES, known) == ("placement-api", busy)
+
+
+def test_a_token_a_service_obtained_makes_its_requests_its_own():
+    known = lineage.Known()
+    known.login(login("nova-compute", "service-token"))
+    serving, elsewhere = served("nova-compute", 1.0, 9.0), served("cinder-api", 1.5, 9.0)
+    report = head(2.0, ("User-Agent", "python-requests/2.31"), ("X-Auth-Token", "service-token"))
+    candidates = [lineage.Candidate.of(serving), lineage.Candidate.of(elsewhere)]
+    assert lineage.resolve(report, candidates, SERVICES, known) == ("nova-compute", serving)
+    assert lineage.resolve(report, candidates, SERVICES) == ("python-requests", None)
+
+
+def test_a_connection_named_once_names_all_its_requests():
+    """Every request on one TCP connection comes from one process: named once (by its own
+    User-Agent here), the connection names the next request, whose library's User-Agent says
+    nothing, even with another call in progress to be its parent by containment."""
+    known = lineage.Known()
+    first = head(1.0, ("User-Agent", "nova-compute keystoneauth1/5.0.0"))
+    assert lineage.resolve(first, [], SERVICES, known) == ("nova-compute", None)
+    elsewhere = served("cinder-api", 1.5, 9.0)
+    second = head(2.0, ("User-Agent", "python-neutronclient"))
+    assert lineage.resolve(second, [lineage.Candidate.of(elsewhere)], SERVICES, known) == (
+        "nova-compute",
+        None,
+    )
+    other = RequestHead(("127.0.0.1", 40001), SERVER, "GET", "/", "1.1", second.headers, 2.0)
+    assert lineage.resolve(other, [lineage.Candidate.of(elsewhere)], SERVICES, known) == (
+        "cinder-api",
+        elsewhere,
+    )  # (another connection: containment, as before)

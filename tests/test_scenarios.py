@@ -9,7 +9,7 @@ from conftest import PCAPS, disagreements
 
 from sniffer.correlate import proxied
 
-SCENARIOS = ["image-show", "server-create", "image-upload", "image-discovery"]
+SCENARIOS = ["image-show", "server-create", "image-upload", "image-discovery", "session"]
 
 
 @pytest.mark.parametrize("hook", ["", "-nohook"], ids=["hook", "no-hook"])
@@ -21,6 +21,15 @@ def test_every_call_caller_callee_status_parent_and_order(sniff, name, hook):
     assert run.exit_code == 0
     assert disagreements(run, truth) == []
     assert all(not call["incomplete"] for call in run.calls())
+
+
+def test_the_session_run_by_real_processes_read_offline(sniff):
+    """scripts/session_lab.py: every command a process of its own, no Requestshook header, every
+    User-Agent a library's; the command line's project lookups (python-keystoneclient) are
+    named by the token they carry."""
+    capture = PCAPS / "session-processes.pcap"
+    truth = json.loads(capture.with_suffix(".truth.json").read_text())
+    assert disagreements(sniff(capture), truth) == []
 
 
 def test_server_create_is_concurrent_and_deep():
