@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
+import stat
 import tempfile
 from collections.abc import Iterable
 from typing import IO
@@ -22,13 +22,21 @@ class OutputError(Exception):
 
 class AtomicFile:
     """A file written beside its target under a temporary name; an interrupted run leaves the
-    target untouched (and the temporary file removed by `abort`)."""
+    target untouched (and the temporary file removed by `abort`). A target that is no file (a
+    terminal, a pipe: `--har /dev/stdout`) is written as the run goes: renaming a file over it
+    would replace the device, not write to it."""
 
     def __init__(self, path: str, binary: bool = False) -> None:
         self.path = path
+        self.temp: str | None = None
         directory = os.path.dirname(os.path.abspath(path))
         try:
-            fd, self.temp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=directory)
+            if _device(path):
+                fd = os.open(path, os.O_WRONLY)
+            else:
+                fd, self.temp = tempfile.mkstemp(
+                    prefix=f".{os.path.basename(path)}.", dir=directory
+                )
         except OSError as error:
             raise self._failed(error) from None
         self.stream: IO = (
@@ -48,25 +56,12 @@ class AtomicFile:
         except OSError as error:
             raise self._failed(error) from None
 
-    def append(self, other: AtomicFile) -> None:
-        """Copy what `other` holds so far onto the end of this file, in the kernel where it can."""
-        try:
-            other.stream.flush()
-            self.stream.flush()
-            with open(other.temp, "rb") as source:
-                try:
-                    while os.copy_file_range(source.fileno(), self.stream.fileno(), 1 << 30):
-                        pass
-                except OSError:  # a file system without copy_file_range
-                    shutil.copyfileobj(source, getattr(self.stream, "buffer", self.stream))
-        except OSError as error:
-            raise self._failed(error) from None
-
     def commit(self) -> None:
         try:
             self.stream.close()
-            os.chmod(self.temp, 0o644)
-            os.replace(self.temp, self.path)
+            if self.temp is not None:
+                os.chmod(self.temp, 0o644)
+                os.replace(self.temp, self.path)
         except OSError as error:
             raise self._failed(error) from None
 
@@ -74,8 +69,17 @@ class AtomicFile:
         """Drop what was written: no partial file stays behind."""
         with contextlib.suppress(OSError):  # closing flushes, and a full disk refuses that
             self.stream.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.temp)
+        if self.temp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.temp)
 
     def _failed(self, error: OSError) -> OutputError:
         return OutputError(f"cannot write {self.path}: {error.strerror or error}")
+
+
+def _device(path: str) -> bool:
+    """Whether `path` names something other than a regular file (followed if a link)."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False  # (nothing there yet: a file to write)

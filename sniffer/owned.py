@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 from collections.abc import Iterable
 
 from .atomic import AtomicFile, OutputError
@@ -23,7 +24,7 @@ def check(paths: Iterable[str], force: bool = False) -> None:
     if force:
         return
     for path in paths:
-        if os.path.lexists(path) and not _ours(path):
+        if _regular(path) and not _ours(path):
             raise OutputError(
                 f"{path} exists and osflow-sniff did not write it (or it changed since): "
                 "--force to overwrite it"
@@ -34,7 +35,8 @@ def record(paths: Iterable[str]) -> None:
     """Remember the files a run wrote, as they are now."""
     by_directory: dict[str, list[str]] = {}
     for path in paths:
-        by_directory.setdefault(os.path.dirname(path) or ".", []).append(path)
+        if _regular(path):  # (not /dev/stdout, a pipe: nothing there to protect)
+            by_directory.setdefault(os.path.dirname(path) or ".", []).append(path)
     for directory, written in by_directory.items():
         known = _read(directory)
         for path in written:
@@ -43,6 +45,14 @@ def record(paths: Iterable[str]) -> None:
         out = AtomicFile(os.path.join(directory, RECORD))
         out.write(json.dumps(known, indent=1, sort_keys=True) + "\n")
         out.commit()
+
+
+def _regular(path: str) -> bool:
+    """A file that could be someone's (not a terminal, a pipe or another device)."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _ours(path: str) -> bool:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import stat
 import subprocess
 
 import mutate
@@ -187,3 +190,17 @@ def test_title_and_snippet_paths_inside_an_mkdocs_project(tmp_path):
     assert index.startswith("# openstack image show\n")
     for name in ("diagram.md", "body.md", "log.md"):
         assert f'--8<-- "openstack/image/show/{name}"' in index
+
+
+def test_an_export_to_standard_output_writes_to_it(tmp_path):
+    """`--har /dev/stdout` writes the HAR down the pipe: the device is written to, not replaced
+    by a file renamed over it."""
+    before = os.lstat("/dev/stdout")
+    result = command("-q", "-r", str(SEED), "--har", "/dev/stdout")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["log"]["entries"][0]["request"]["method"] == "GET"
+    after = os.lstat("/dev/stdout")
+    assert (stat.S_IFMT(after.st_mode), after.st_ino) == (
+        stat.S_IFMT(before.st_mode),
+        before.st_ino,
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import re
 from datetime import UTC, datetime
@@ -14,7 +13,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sniffer import redact
-from sniffer.atomic import AtomicFile
 from sniffer.content import display, encoded, pretty
 from sniffer.flow import Body, Call
 from sniffer.pcapfile import CaptureReader
@@ -48,27 +46,6 @@ def test_encoded_is_json(value: object) -> None:
 def test_encoded_keeps_lone_surrogates() -> None:
     """orjson refuses them; the fallback writes them as JSON escapes."""
     assert json.loads(encoded({"a": "x\udc80"})) == {"a": "x\udc80"}
-
-
-def test_append_without_copy_file_range(tmp_path, monkeypatch) -> None:
-    """The kernel copy and the fallback copy give the same file."""
-    results = []
-    for kernel in (True, False):
-        if not kernel:
-
-            def refuse(*args: object) -> int:
-                raise OSError("not here")
-
-            monkeypatch.setattr(os, "copy_file_range", refuse)
-        head, tail = AtomicFile(str(tmp_path / f"head{kernel}")), AtomicFile(str(tmp_path / "t"))
-        head.write("head ünï\n")
-        tail.write("tail " * 100_000 + "é\n")
-        head.append(tail)
-        head.write("end\n")
-        head.commit()
-        tail.abort()
-        results.append((tmp_path / f"head{kernel}").read_text(encoding="utf-8"))
-    assert results[0] == results[1] == "head ünï\n" + "tail " * 100_000 + "é\nend\n"
 
 
 class _Number(str):
