@@ -196,8 +196,9 @@ class Builder:
         call.id = (
             header(explicit, "x-requestshook-request-id") if explicit else None
         ) or self.uuid().hex
-        call.local_id = f"req-{self.uuid()}"
-        incoming = header(explicit, "x-openstack-request-id") if explicit else None
+        call.local_id = spec.get("request_id") or f"req-{self.uuid()}"
+        # a root call may carry the global request id of work that began elsewhere (nova's RPC)
+        incoming = header(explicit, "x-openstack-request-id") if explicit else spec.get("global_id")
         if parent is not None and not incoming and not explicit:
             incoming = parent.global_id
         call.global_id = incoming or call.local_id
@@ -243,8 +244,8 @@ class Builder:
             ]
         elif call.spec.get("token", True):  # discovery and password logins carry none
             headers.append(["X-Auth-Token", call.token])
-        if call.parent is not None:
-            headers.append(["X-OpenStack-Request-ID", call.parent.global_id])
+        if call.parent is not None or call.spec.get("global_id"):
+            headers.append(["X-OpenStack-Request-ID", call.global_id])
         if chunk:
             headers += [
                 ["Content-Type", "application/octet-stream"],
@@ -521,6 +522,7 @@ def truth(events_: list[tuple[str, Call]], session: dict | None = None) -> dict:
     """Every call (caller, callee, method, paths, status, parent) and the order of all messages;
     in a session, each call's command (None: background) and the commands."""
     calls, order = [], []
+    started = {call.local_id: call.id for kind, call in events_ if kind == "request"}
     for kind, call in events_:
         if kind == "exit":
             continue
@@ -540,6 +542,8 @@ def truth(events_: list[tuple[str, Call]], session: dict | None = None) -> dict:
             )
             if session:
                 calls[-1]["command"] = call.command
+            if call.parent is None and call.spec.get("global_id"):
+                calls[-1]["caused_by"] = started[call.global_id]
     return {**(session or {}), "calls": calls, "messages": order}
 
 

@@ -39,6 +39,7 @@ from . import lineage
 from .apiref import SERVICE_TYPES, OperationIndex
 from .flow import Call, Exchange, FlowMessage, Kind, Operation, Request
 from .http import ID_HEADER, RequestHead
+from .recent import Recent
 from .services import ServiceMap
 from .stats import Stats
 
@@ -125,6 +126,8 @@ class Correlator:
         self.max_wait = max_wait
         self.counters = Counters()
         self.known = lineage.Known()  # who is who, from earlier requests (see `lineage`)
+        # the request id each call's callee gave it -> the call ((id, root id) once it is out)
+        self.origins: Recent[str, Call | tuple[str, str]] = Recent()
         self.hops: dict[RequestHead, _Track] = {}  # every hop not done yet -> its call's track
         self.unsettled: dict[int, _Track] = {}  # key -> track, in start order
         self.waiting: dict[int, _Track] = {}  # the unsettled calls not overdue, in start order
@@ -257,6 +260,8 @@ class Correlator:
             heapq.heappush(self.endings, (track.end, track.key, track))
         if not track.overdue:  # (an overdue call's was matched when it was numbered)
             call.operation = self._operation(call)
+        for request_id in _local_ids(call):  # the work it began: a later call may carry its id
+            self.origins.remember(request_id, call)
         if self.on_progress is not None:
             self.on_progress("response", call, track.live_depth, track.heads[-1])
         if track.overdue:
@@ -358,6 +363,7 @@ class Correlator:
             )
             if parent is None:
                 call.root_id = call.id
+                call.caused_by = self._cause(track.heads[0])
             else:
                 call.parent, call.parent_id = parent.key, parent.id
                 call.root_id, call.depth = parent.root_id, parent.depth + 1
@@ -371,11 +377,24 @@ class Correlator:
             self._out(track)
 
     def _out(self, track: _Track) -> None:
-        self.on_call(track.call)
+        call = track.call
+        for request_id in _local_ids(call):  # out: only its ids are kept, not its bodies
+            if self.origins.get(request_id) is call:
+                self.origins[request_id] = (call.id, call.root_id)
+        self.on_call(call)
         if not track.indexed:
             self._forget(track)
 
     # -- the calls in progress ---------------------------------------------------------------
+
+    def _cause(self, head: RequestHead) -> tuple[str, str] | None:
+        """The call that began the work whose global request id a root call carries (its callee
+        answered with that id): the root call was made for it, not while serving it."""
+        request_id = head.header("x-openstack-request-id")
+        origin = self.origins.get(request_id) if request_id else None
+        if isinstance(origin, Call):
+            return (origin.id, origin.root_id) if origin.id else None
+        return origin
 
     def _candidates(self, track: _Track) -> list[lineage.Candidate]:
         """The calls in progress when this call's first byte was seen (numbered before it, not
@@ -439,3 +458,13 @@ class Correlator:
             self._settle(track)
         self.hops.clear()
         self.advance(self.now, final=True)
+
+
+def _local_ids(call: Call) -> list[str]:
+    """The request ids the callee's side gave a call (`x-openstack-request-id` of its answers)."""
+    return [
+        request_id
+        for hop in call.hops
+        if hop.response is not None
+        and (request_id := hop.response.header("x-openstack-request-id"))
+    ]

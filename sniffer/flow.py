@@ -143,6 +143,9 @@ class Call:
     revision: int = 0
     key: int = 0  # assigned once by the correlator, unique in a run: what sinks know a call by
     command: Command | None = None  # assigned with its number (see `commands`)
+    # a call that had already ended when this one began and whose X-OpenStack-Request-ID this one
+    # carries: its cause, not its parent (nova's RPC to scheduler and compute): (id, root id)
+    caused_by: tuple[str, str] | None = None
 
     @property
     def hop(self) -> Exchange:

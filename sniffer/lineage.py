@@ -9,19 +9,20 @@ answered after it). Among them, OpenStack's own keys point at the parent when pr
   served call's own global id (its `X-OpenStack-Request-ID`) or its `x-openstack-request-id`
   (score 2, the more specific key).
 
-With `X-Requestshook-Request-From`, or in live mode the process that owns the client socket, the
-caller is known and the parent is the best-linked, then innermost, candidate served by that
-caller. So it is when an earlier request on the same TCP connection was named for sure (by one of
-those, or by a service's own User-Agent): every request on a connection comes from one process.
+The caller is known for sure from `X-Requestshook-Request-From`, in live mode the process that
+owns the client socket, an earlier request on the same TCP connection named for sure (every
+request on a connection comes from one process), or a User-Agent that names a client or a
+service (`openstacksdk` -> `openstack`, `nova-compute ...` -> `nova-compute`); its parent is then
+the best-linked, then innermost, candidate served by that caller (none: a root call, such as
+nova-compute's work for a request whose global id it carries but which it does not serve).
 Without any of these:
 
 1. a linked candidate is the parent, and its callee is the caller;
-2. else a User-Agent that names a client or a service (`openstacksdk` -> `openstack`,
-   `nova-compute ...` -> `nova-compute`) names the caller, or else the token it carries does:
-   whoever obtained that token (`POST /v3/auth/tokens`, the `X-Subject-Token` of the answer)
-   made the request, whatever client library it used (the command line's project lookups with
-   python-keystoneclient are `openstack`'s, a service's calls with its own token are its own);
-   the parent, if any, is the innermost candidate that caller serves;
+2. else the token the request carries names the caller: whoever obtained that token (`POST
+   /v3/auth/tokens`, the `X-Subject-Token` of the answer) made the request, whatever client
+   library it used (the command line's project lookups with python-keystoneclient are
+   `openstack`'s, a service's calls with its own token are its own); the parent, if any, is the
+   innermost candidate that caller serves;
 3. else, when exactly one call is in progress, containment is unambiguous: it is the parent and
    its callee the caller;
 4. else the User-Agent's first product is the caller, with no parent.
@@ -133,7 +134,8 @@ def resolve(
     """(caller, parent) of a call, given the calls in progress when it started (and what earlier
     requests said, which it adds to)."""
     known = known if known is not None else Known()
-    caller = declared_caller(child) or known.connection(child)
+    agent = child.header("user-agent")
+    caller = declared_caller(child) or known.connection(child) or services.agent(agent)
     if caller:
         known.named(child, caller)
         best = _best(child, (c for c in candidates if c.call.callee == caller))
@@ -141,11 +143,7 @@ def resolve(
     best = _best(child, candidates)
     if best is not None and best[0] > 0:
         return best[1].callee, best[1]
-    named = services.agent(child.header("user-agent"))
-    if named is not None:
-        known.named(child, named)
-    else:
-        named = known.owner(child)
+    named = known.owner(child)
     if named is not None:
         served = _best(child, (c for c in candidates if c.call.callee == named))
         return named, served[1] if served else None

@@ -9,7 +9,14 @@ from conftest import PCAPS, disagreements
 
 from sniffer.correlate import proxied
 
-SCENARIOS = ["image-show", "server-create", "image-upload", "image-discovery", "session"]
+SCENARIOS = [
+    "image-show",
+    "server-create",
+    "image-upload",
+    "image-discovery",
+    "session",
+    "server-create-async",
+]
 
 
 @pytest.mark.parametrize("hook", ["", "-nohook"], ids=["hook", "no-hook"])
@@ -30,6 +37,41 @@ def test_the_session_run_by_real_processes_read_offline(sniff):
     capture = PCAPS / "session-processes.pcap"
     truth = json.loads(capture.with_suffix(".truth.json").read_text())
     assert disagreements(sniff(capture), truth) == []
+
+
+@pytest.mark.parametrize("hook", ["", "-nohook"], ids=["hook", "no-hook"])
+def test_work_caused_over_rpc_is_linked_not_nested(sniff, hook, tmp_path):
+    """nova-scheduler's and nova-compute's calls carry the global request id of the POST
+    /servers that answered 202 before they began: each is a root call, caused by it (calls.jsonl
+    `caused_by`, a note in body.md, a span link in OTLP), not its child."""
+    capture = PCAPS / f"server-create-async{hook}.pcap"
+    truth = json.loads(capture.with_suffix(".truth.json").read_text())
+    traces = tmp_path / "traces.jsonl"
+    run = sniff(capture, options=("--otlp", str(traces)))
+    calls = run.calls()
+    first = {}
+    for number, (kind, truth_id) in enumerate(truth["messages"], 1):
+        if kind == "request":
+            first.setdefault(truth_id, number)
+    ids = {first[t["id"]]: t for t in truth["calls"]}
+    tool_id = {
+        t["id"]: next(c["id"] for c in calls if c["numbers"][0] == n) for n, t in ids.items()
+    }
+    caused = [(c["id"], c["caused_by"]) for c in calls if c["caused_by"]]
+    expected = [
+        (tool_id[t["id"]], tool_id[t["caused_by"]]) for t in truth["calls"] if t.get("caused_by")
+    ]
+    assert len(expected) == 9 and sorted(caused) == sorted(expected)
+    assert all(c["parent"] is None for c in calls if c["caused_by"])
+    assert run.read("body.md").count('!!! note "caused by"') == 9
+    spans = [
+        span
+        for line in traces.read_text().splitlines()
+        for resource in json.loads(line)["resourceSpans"]
+        for scope in resource["scopeSpans"]
+        for span in scope["spans"]
+    ]
+    assert sum(len(span.get("links", ())) for span in spans) == 9
 
 
 def test_server_create_is_concurrent_and_deep():

@@ -82,6 +82,7 @@ class HarEntry(TypedDict):
     _operation: HarOperation | None
     _hops: list[dict]
     _incomplete: bool
+    _caused_by: str | None  # the id of the call that began the work, asynchronously
     _command: int | None  # the command it belongs to (see sniffer.commands), None: background
     _background: str | None  # the service whose background work it is
     comment: NotRequired[str]
@@ -144,6 +145,7 @@ def entry(call: Call) -> HarEntry:
         ),
         "_hops": hop_records(call),
         "_incomplete": not call.complete,
+        "_caused_by": call.caused_by[0] if call.caused_by else None,
         "_command": command_number(call),
         "_background": background_of(call),
     }

@@ -108,6 +108,7 @@ def call_record(call: Call) -> dict:
         else None,
         "incomplete": not call.complete,
         "note": call.note or None,
+        "caused_by": call.caused_by[0] if call.caused_by else None,
         "command": command_number(call),
         "background": background_of(call),
     }

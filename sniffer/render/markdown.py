@@ -23,6 +23,10 @@ OVERDUE = {  # what the number of a message of an overdue call means (see `corre
     "response": "Numbered when it was complete, after messages that began later.",
 }
 TITLE = "Call flow"
+CAUSED_BY = (
+    "Made for the call {}, which had answered already: it carries that call's "
+    "X-OpenStack-Request-ID (asynchronous work, such as nova's over RPC)."
+)
 # a wide sequence keeps its size and scrolls, instead of shrinking to the page's width
 WIDE_DIAGRAM = '%%{init: {"sequence": {"useMaxWidth": false}}}%%'
 STILL_SENDING = "The request was still being sent then: its body is not shown here."
@@ -45,6 +49,9 @@ def section(
         if message.is_request and not call.request.complete:
             note += " " + STILL_SENDING
         lines += [f'!!! warning "{call.note}"', INDENT + note, ""]
+    if message.is_request and call.caused_by is not None:
+        cause = inert.code_span(call.caused_by[0])
+        lines += ['!!! note "caused by"', f"{INDENT}{CAUSED_BY.format(cause)}", ""]
     if message.is_request and call.operation is not None:
         operation = call.operation
         lines += [f'!!! reference "{label}"', f"{INDENT}[{operation.title}]({operation.url})", ""]

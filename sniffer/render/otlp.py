@@ -96,6 +96,11 @@ def spans(call: Call) -> list[tuple[str, dict]]:
     }
     if call.parent_id is not None:
         client["parentSpanId"] = span_id(call.parent_id, "server")
+    if call.caused_by is not None:  # asynchronous work: a link to its cause, in its own trace
+        cause, root = call.caused_by
+        client["links"] = [
+            {"traceId": _id("trace:" + root, 32), "spanId": span_id(cause, "server")}
+        ]
     server = {
         "traceId": trace,
         "spanId": span_id(call.id, "server"),
