@@ -173,9 +173,10 @@ class Call:
 class Builder:
     """Turns scenario specs into Calls with their bytes; all randomness comes from one seed."""
 
-    def __init__(self, seed: int, hook: bool) -> None:
+    def __init__(self, seed: int, hook: bool, forwarded: bool = True) -> None:
         self.rng = random.Random(seed)
         self.hook = hook
+        self.forwarded = forwarded  # whether the front door adds X-Forwarded-* (Apache does)
         self.tokens: dict[str, str] = {}
 
     def uuid(self) -> uuid.UUID:
@@ -216,7 +217,9 @@ class Builder:
             f"{call.method} {call.path} HTTP/1.1", self.strip(headers), wire_body
         )
         if mode == "proxy":
-            backend = spec.get("backend_headers") or self.proxy_headers(headers, ROUTES[prefix][2])
+            backend = spec.get("backend_headers") or self.proxy_headers(
+                headers, ROUTES[prefix][2], self.forwarded
+            )
             call.backend_request = serialize(
                 f"{call.method} {call.backend_path} HTTP/1.1", self.strip(backend), wire_body
             )
@@ -262,15 +265,21 @@ class Builder:
         return headers
 
     @staticmethod
-    def proxy_headers(headers: list[list[str]], backend: tuple[str, int]) -> list[list[str]]:
-        """What Apache's mod_proxy sends to the backend."""
+    def proxy_headers(
+        headers: list[list[str]], backend: tuple[str, int], forwarded: bool = True
+    ) -> list[list[str]]:
+        """What Apache's mod_proxy sends to the backend (a proxy without X-Forwarded-*: the
+        same, without them)."""
         kept = [[k, v] for k, v in headers if k.lower() not in ("host", "connection")]
-        return [
-            ["Host", f"{backend[0]}:{backend[1]}"],
-            *kept,
+        added = [
             ["X-Forwarded-For", PUBLIC_HOST],
             ["X-Forwarded-Host", PUBLIC_HOST],
             ["X-Forwarded-Server", HOST],
+        ]
+        return [
+            ["Host", f"{backend[0]}:{backend[1]}"],
+            *kept,
+            *(added if forwarded else []),
             ["Connection", "Keep-Alive"],
         ]
 
@@ -564,9 +573,9 @@ class Lab:
     in a session (a timeline of `commands`), played on a clock: the commands one after the
     other, each a process of its own, and the background timelines at their own pace."""
 
-    def __init__(self, scenario: dict, hook: bool = True) -> None:
+    def __init__(self, scenario: dict, hook: bool = True, forwarded: bool = True) -> None:
         seed = scenario.get("seed", 0)
-        builder = Builder(seed, hook)
+        builder = Builder(seed, hook, forwarded)
         specs = scenario.get("timelines") or [{"calls": scenario["calls"]}]
         self.description = scenario.get("description", scenario.get("name", ""))
         self.commands: list[Command] = []
@@ -627,8 +636,8 @@ class Lab:
         return truth(self.events, session)
 
 
-def run(scenario_path: str, pcap_path: str, hook: bool = True) -> dict:
-    lab = Lab(json.loads(Path(scenario_path).read_text()), hook)
+def run(scenario_path: str, pcap_path: str, hook: bool = True, forwarded: bool = True) -> dict:
+    lab = Lab(json.loads(Path(scenario_path).read_text()), hook, forwarded)
     ports = {address[1] for address in (FRONT_DOOR, *(r[2] for r in ROUTES.values() if r[2]))}
     capture(ports, lab.play, pcap_path)
     result = lab.truth()
@@ -641,8 +650,11 @@ def main() -> None:
     parser.add_argument("scenario")
     parser.add_argument("pcap")
     parser.add_argument("--no-hook", action="store_true", help="send no X-Requestshook-* header")
+    parser.add_argument(
+        "--no-forwarded", action="store_true", help="a front door that adds no X-Forwarded-*"
+    )
     args = parser.parse_args()
-    truth = run(args.scenario, args.pcap, hook=not args.no_hook)
+    truth = run(args.scenario, args.pcap, hook=not args.no_hook, forwarded=not args.no_forwarded)
     print(f"{args.pcap}: {len(truth['calls'])} calls, {len(truth['messages'])} messages")
 
 

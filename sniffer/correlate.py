@@ -191,7 +191,8 @@ class Correlator:
                 self.stats.count("late_hops")
                 return None
             return track
-        if not (head.header("x-forwarded-for") or head.header("x-forwarded-host")):
+        forwarded = head.header("x-forwarded-for") or head.header("x-forwarded-host")
+        if not forwarded and head.server[1] in self.services.front_door_ports:
             return None
         path = head.target.split("?", 1)[0]
         for track in reversed(self.unsettled.values()):
@@ -201,6 +202,7 @@ class Correlator:
                 and front.method == head.method
                 and proxied(front.target.split("?", 1)[0], path)
                 and front.server[1] in self.services.front_door_ports
+                and (forwarded or _passed_on(front, head))
             ):
                 return track
         return None
@@ -468,3 +470,13 @@ def _local_ids(call: Call) -> list[str]:
         if hop.response is not None
         and (request_id := hop.response.header("x-openstack-request-id"))
     ]
+
+
+# what a proxy passes on as it received it: without X-Forwarded-*, a request that matches its
+# front-door request in all of these is that request's next hop
+PASSED_ON = ("user-agent", "x-auth-token", "content-length", "x-openstack-request-id")
+
+
+def _passed_on(front: RequestHead, backend: RequestHead) -> bool:
+    """Whether `backend` is `front` as a proxy sends it on (its own headers aside)."""
+    return all(front.header(name) == backend.header(name) for name in PASSED_ON)

@@ -7,7 +7,9 @@ import json
 import pytest
 from conftest import PCAPS, disagreements
 
+from sniffer import correlate
 from sniffer.correlate import proxied
+from sniffer.http import RequestHead
 
 SCENARIOS = [
     "image-show",
@@ -28,6 +30,49 @@ def test_every_call_caller_callee_status_parent_and_order(sniff, name, hook):
     assert run.exit_code == 0
     assert disagreements(run, truth) == []
     assert all(not call["incomplete"] for call in run.calls())
+
+
+@pytest.mark.parametrize("name", ["server-create", "image-discovery"])
+def test_a_front_door_without_forwarded_headers(sniff, name):
+    """A proxy that adds no X-Forwarded-*, and no hook: the backend leg is known as the front
+    request passed on (same method, a path the prefix maps to, the same User-Agent, token,
+    body length and request id)."""
+    capture = PCAPS / f"{name}-nohook-noforwarded.pcap"
+    truth = json.loads(capture.with_suffix(".truth.json").read_text())
+    assert disagreements(sniff(capture), truth) == []
+
+
+def test_a_direct_call_is_not_taken_for_a_proxied_hop():
+    """A client's own call to the backend, with its own token, while a front-door call of the
+    same path is open, is no hop of it."""
+    front = RequestHead(
+        ("127.0.0.1", 40000),
+        ("127.0.0.1", 80),
+        "GET",
+        "/image/v2/images",
+        "1.1",
+        (("User-Agent", "osc"), ("X-Auth-Token", "a")),
+        1.0,
+    )
+    passed = RequestHead(
+        ("127.0.0.1", 40001),
+        ("127.0.0.1", 60999),
+        "GET",
+        "/v2/images",
+        "1.1",
+        (("User-Agent", "osc"), ("X-Auth-Token", "a")),
+        1.1,
+    )
+    direct = RequestHead(
+        ("127.0.0.1", 40002),
+        ("127.0.0.1", 60999),
+        "GET",
+        "/v2/images",
+        "1.1",
+        (("User-Agent", "osc"), ("X-Auth-Token", "b")),
+        1.1,
+    )
+    assert correlate._passed_on(front, passed) and not correlate._passed_on(front, direct)
 
 
 def test_the_session_run_by_real_processes_read_offline(sniff):
