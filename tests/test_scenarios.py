@@ -45,33 +45,15 @@ def test_a_front_door_without_forwarded_headers(sniff, name):
 def test_a_direct_call_is_not_taken_for_a_proxied_hop():
     """A client's own call to the backend, with its own token, while a front-door call of the
     same path is open, is no hop of it."""
-    front = RequestHead(
-        ("127.0.0.1", 40000),
-        ("127.0.0.1", 80),
-        "GET",
-        "/image/v2/images",
-        "1.1",
-        (("User-Agent", "osc"), ("X-Auth-Token", "a")),
-        1.0,
-    )
-    passed = RequestHead(
-        ("127.0.0.1", 40001),
-        ("127.0.0.1", 60999),
-        "GET",
-        "/v2/images",
-        "1.1",
-        (("User-Agent", "osc"), ("X-Auth-Token", "a")),
-        1.1,
-    )
-    direct = RequestHead(
-        ("127.0.0.1", 40002),
-        ("127.0.0.1", 60999),
-        "GET",
-        "/v2/images",
-        "1.1",
-        (("User-Agent", "osc"), ("X-Auth-Token", "b")),
-        1.1,
-    )
+
+    def head(port: int, path: str, token: str) -> RequestHead:
+        headers = (("User-Agent", "osc"), ("X-Auth-Token", token))
+        return RequestHead(
+            ("127.0.0.1", 40000), ("127.0.0.1", port), "GET", path, "1.1", headers, 1
+        )
+
+    front = head(80, "/image/v2/images", "a")
+    passed, direct = head(60999, "/v2/images", "a"), head(60999, "/v2/images", "b")
     assert correlate._passed_on(front, passed) and not correlate._passed_on(front, direct)
 
 
