@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from . import owned, redact
@@ -39,6 +39,7 @@ class Style:
     lang: str = "en"
     templates: bool = False  # paths as their API templates
     title: str = TITLE  # the page's
+    base: str | None = None  # the snippets base of the mkdocs project being written (--mkdocs)
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ OUTPUTS = (
         "documents",
         ("index.md", "body.md", "diagram.md"),
         lambda path, style: DocumentSink(
-            os.path.dirname(path), style.lang, style.templates, style.title
+            os.path.dirname(path), style.lang, style.templates, style.title, style.base
         ),
         bodies=True,
         page=True,
@@ -154,7 +155,12 @@ class Chosen:
         def open_split(path: str, style: Style) -> Sink:
             directory = os.path.dirname(path)
             return SplitSink(
-                directory, lambda f: open_pages(f, style), style.title, self.force, self.live
+                directory,
+                lambda f: open_pages(f, style),
+                style.title,
+                self.force,
+                self.live,
+                style.base,
             )
 
         names = tuple(name for output in outputs for name in output.files)
@@ -169,6 +175,8 @@ class Chosen:
         """The sinks of the chosen outputs, masking their calls unless `show_secrets`; with 2
         jobs, those that can are written by a second process."""
         mask = None if show_secrets else redact.call
+        if self.directory and self.site:  # (its mkdocs.yml is written when the pages are)
+            self.style = replace(self.style, base=self.pages())
         targets = self.targets()
         for target in targets:
             _check_needs(target.output)

@@ -83,13 +83,14 @@ frame.onload = () => {
 </script></body></html>"""
 
 
-def publish(tmp_path: Path, capture: str) -> dict:
-    """The capture's documents as an mkdocs project, built, opened and measured."""
+def publish(tmp_path: Path, capture: str, split: str = "none", page: str = "index.html") -> dict:
+    """The capture's documents as an mkdocs project, built, opened (`page` of the site) and
+    measured."""
     root = tmp_path / "site-project"
     env = {**os.environ, "OSFLOW_MERMAID": MERMAID}
     sniffed = subprocess.run(
         ["osflow-sniff", "-q", "-r", str(PCAPS / capture), "-o", str(root), "--mkdocs"]
-        + ["--split", "none"],  # (one page per command: test_commands.py)
+        + ["--split", split],
         capture_output=True,
         text=True,
         env=env,
@@ -109,7 +110,7 @@ def publish(tmp_path: Path, capture: str) -> dict:
         env={**env, "NO_MKDOCS_2_WARNING": "1"},
     )
     assert built.returncode == 0, built.stderr
-    (root / "harness.html").write_text(HARNESS)
+    (root / "harness.html").write_text(HARNESS.replace("site/index.html", f"site/{page}"))
     shown = subprocess.run(
         [CHROMIUM or "chromium", *FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
         + [(root / "harness.html").as_uri()],
@@ -170,3 +171,13 @@ def test_wide_diagrams_scroll_instead_of_shrinking(tmp_path):
     page = publish(tmp_path, "server-create.pcap")
     assert page["arrows"] == 96
     assert page["width"] > page["pane"]  # wider than its column: it scrolls (the site's CSS)
+
+
+def test_a_session_is_a_site_of_one_page_per_command(tmp_path):
+    """The session's five commands: each page includes its own files (snippet paths from the
+    project's docs), builds with --strict, and draws its own diagram; the index links them."""
+    page = publish(tmp_path, "session.pcap", "command", "002-show-image/index.html")
+    assert page["h1"] == ["Show Image"]
+    assert page["arrows"] == 12 and page["tabs"] == ["Header", "Body"] * 12
+    listing = (tmp_path / "site-project" / "docs" / "index.md").read_text()
+    assert listing.count("/index.md)") == 6  # five commands and nova-compute's background

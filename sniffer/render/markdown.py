@@ -114,6 +114,7 @@ class DocumentSink(Sink):
         lang: str = "en",
         templates: bool = False,
         title_text: str = TITLE,
+        base: str | None = None,
     ) -> None:
         self.templates = templates
         self.files: list[AtomicFile] = []
@@ -126,7 +127,7 @@ class DocumentSink(Sink):
         self.body, self.diagram, self.index = self.files
         self.label = LABELS.get(lang, LABELS["en"])
         self.title = title_text
-        self.prefix = snippet_prefix(directory)
+        self.prefix = snippet_prefix(directory, base)
         self.participants = inert.Participants()
         self.ticks = 0  # the longest run of backticks the log can hold: its fence is longer
 

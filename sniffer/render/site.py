@@ -78,10 +78,14 @@ extra_css:
 """
 
 
-def snippet_prefix(directory: str) -> str:
+def snippet_prefix(directory: str, base: str | None = None) -> str:
     """What to put before a file name of `directory` for snippets to find it: its path from the
-    snippets base of the mkdocs project it is in (`docs/` there), or nothing outside one."""
+    snippets base `base`, else from that of the mkdocs project it is in (`docs/` there), or
+    nothing outside one."""
     here = os.path.abspath(directory)
+    if base is not None:
+        relative = os.path.relpath(here, os.path.abspath(base))
+        return "" if relative == "." else relative.replace(os.sep, "/") + "/"
     parent = here
     while True:
         config = os.path.join(parent, "mkdocs.yml")

@@ -58,12 +58,14 @@ class SplitSink(Sink):
         title: str,
         force: bool = False,
         live: bool = False,
+        base: str | None = None,
     ) -> None:
         self.directory = directory
         self.open_pages = open_pages
         self.title = title
         self.force = force
         self.live = live  # write each command's folder as soon as it ends
+        self.base = base  # the snippets base, when known (see `site.snippet_prefix`)
         self.groups: dict[tuple[int, str], Group] = {}
         self.done: list[Group] = []
         self.now = 0.0  # the capture time of the latest message
@@ -136,7 +138,7 @@ class SplitSink(Sink):
         for sink in group.sinks.sinks:
             if isinstance(sink, DocumentSink):  # its page: titled, its includes from there
                 sink.title = group.summary.title if not flat else self.title
-                sink.prefix = snippet_prefix(target)
+                sink.prefix = snippet_prefix(target, self.base)
         group.sinks.close(stats or Stats())
         key = next(key for key, value in self.groups.items() if value is group)
         del self.groups[key]
