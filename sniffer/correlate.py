@@ -238,7 +238,7 @@ class Correlator:
         call.caller = (
             lineage.declared_caller(head)
             or self.services.agent(agent)
-            or self.services.agent_product(agent)
+            or self.services.own_product(agent)
             or head.client[0]
         )
         for other in reversed(self.open_by_callee.get(call.caller, {}).values()):

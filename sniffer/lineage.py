@@ -25,7 +25,9 @@ Without any of these:
    innermost candidate that caller serves;
 3. else, when exactly one call is in progress, containment is unambiguous: it is the parent and
    its callee the caller;
-4. else the User-Agent's first product is the caller, with no parent.
+4. else the User-Agent's first product is the caller, unless it names a client library
+   (python-keystoneclient, python-requests: never a service's name); then the client's address.
+   No parent.
 """
 
 from __future__ import annotations
@@ -149,4 +151,4 @@ def resolve(
         return named, served[1] if served else None
     if len(candidates) == 1:
         return candidates[0].call.callee, candidates[0].call
-    return services.agent_product(child.header("user-agent")) or child.client[0], None
+    return services.own_product(child.header("user-agent")) or child.client[0], None

@@ -16,6 +16,7 @@ user file (`--services FILE`, TOML) overrides or extends them:
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 
@@ -31,6 +32,14 @@ FROM_HEADER = "X-Requestshook-Request-From"
 PREFIXES = {service.prefix: service.name for service in services() if service.prefix}
 PORTS = {port: service.name for service in services() for port in service.ports}
 AGENTS = {product: service.name for service in services() for product in service.agents}
+
+
+# HTTP client libraries and tools: whoever uses one, its name is not theirs
+CLIENT_LIBRARY = re.compile(
+    r"python-\w+client|keystoneauth1?|python-requests|requests|urllib3?|Python-urllib|"
+    r"python-httpx|httpx|aiohttp|curl|Wget|Go-http-client|Java|okhttp|libwww-perl",
+    re.IGNORECASE,
+)
 
 
 class ServicesFileError(ValueError):
@@ -86,6 +95,13 @@ class ServiceMap:
         if not user_agent or not user_agent.split():
             return None
         return user_agent.split()[0].split("/", 1)[0]
+
+    @classmethod
+    def own_product(cls, user_agent: str | None) -> str | None:
+        """The first product of a User-Agent, unless it names a client library, which says
+        nothing of who uses it (python-keystoneclient, python-requests, keystoneauth1, curl)."""
+        product = cls.agent_product(user_agent)
+        return None if product is None or CLIENT_LIBRARY.fullmatch(product) else product
 
     def agent(self, user_agent: str | None) -> str | None:
         """The caller a User-Agent names for sure: the user file, the CLI, or a service."""

@@ -71,7 +71,7 @@ def test_containment_only_when_unambiguous():
     other = served("neutron-server", 1.5, 9.0)
     generic = head(2.0, ("User-Agent", "python-keystoneclient"))
     assert resolve(generic, [one]) == ("glance-api", one)
-    assert resolve(generic, [one, other]) == ("python-keystoneclient", None)
+    assert resolve(generic, [one, other]) == ("127.0.0.1", None)  # (a library names no one)
 
 
 @pytest.mark.parametrize("hook", ["", "-nohook"], ids=["hook", "no-hook"])
@@ -120,7 +120,7 @@ def test_a_token_a_service_obtained_makes_its_requests_its_own():
     report = head(2.0, ("User-Agent", "python-requests/2.31"), ("X-Auth-Token", "service-token"))
     candidates = [lineage.Candidate.of(serving), lineage.Candidate.of(elsewhere)]
     assert lineage.resolve(report, candidates, SERVICES, known) == ("nova-compute", serving)
-    assert lineage.resolve(report, candidates, SERVICES) == ("python-requests", None)
+    assert lineage.resolve(report, candidates, SERVICES) == ("127.0.0.1", None)
 
 
 def test_a_connection_named_once_names_all_its_requests():
@@ -141,3 +141,20 @@ def test_a_connection_named_once_names_all_its_requests():
         "cinder-api",
         elsewhere,
     )  # (another connection: containment, as before)
+
+
+@pytest.mark.parametrize(
+    ("agent", "caller"),
+    [
+        ("python-keystoneclient", "127.0.0.1"),
+        ("python-requests/2.31.0", "127.0.0.1"),
+        ("keystoneauth1/5.0.0 python-requests/2.28.1 CPython/3.8.10", "127.0.0.1"),
+        ("curl/8.5.0", "127.0.0.1"),
+        ("my-tool/1.0 python-requests/2.31", "my-tool"),
+    ],
+)
+def test_a_client_library_never_names_the_caller(agent, caller):
+    """The last resort, with nothing else to go by (two calls in progress, no keys): the
+    User-Agent's first product, unless it is a client library; then the client's address."""
+    busy = [served("cinder-api", 1.0, 9.0), served("nova-api", 1.5, 9.0)]
+    assert resolve(head(2.0, ("User-Agent", agent)), busy) == (caller, None)
