@@ -30,7 +30,6 @@ WAIT = 1.0  # seconds: the capture is a few seconds long
 
 
 class Calls(Sink):
-
     def __init__(self) -> None:
         self.calls: list[Call] = []
 
