@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .flow import Call, Command, Endpoint
+from .lineage import obtained_token
 from .openstack import services
 from .procnet import command_line
 from .recent import Recent
@@ -61,13 +62,9 @@ class Grouping:
 
     def response(self, call: Call) -> None:
         """A login's answer: its token is its command's."""
-        response = call.response
-        command = call.command
-        if response is None or command is None or not call.request.path.endswith("/auth/tokens"):
-            return
-        token = response.header("x-subject-token")
-        if token and call.request.method == "POST":
-            self.by_token.remember(token, command)
+        token = obtained_token(call)
+        if token and call.command is not None:
+            self.by_token.remember(token, call.command)
 
     def ended(self, call: Call) -> None:
         if call.parent is None:

@@ -262,7 +262,7 @@ class Correlator:
             heapq.heappush(self.endings, (track.end, track.key, track))
         if not track.overdue:  # (an overdue call's was matched when it was numbered)
             call.operation = self._operation(call)
-        for request_id in _local_ids(call):  # the work it began: a later call may carry its id
+        for request_id in lineage.local_ids(call):  # its work: a later call may carry the id
             self.origins.remember(request_id, call)
         if self.on_progress is not None:
             self.on_progress("response", call, track.live_depth, track.heads[-1])
@@ -380,7 +380,7 @@ class Correlator:
 
     def _out(self, track: _Track) -> None:
         call = track.call
-        for request_id in _local_ids(call):  # out: only its ids are kept, not its bodies
+        for request_id in lineage.local_ids(call):  # out: only its ids are kept, not its bodies
             if self.origins.get(request_id) is call:
                 self.origins[request_id] = (call.id, call.root_id)
         self.on_call(call)
@@ -460,16 +460,6 @@ class Correlator:
             self._settle(track)
         self.hops.clear()
         self.advance(self.now, final=True)
-
-
-def _local_ids(call: Call) -> list[str]:
-    """The request ids the callee's side gave a call (`x-openstack-request-id` of its answers)."""
-    return [
-        request_id
-        for hop in call.hops
-        if hop.response is not None
-        and (request_id := hop.response.header("x-openstack-request-id"))
-    ]
 
 
 # what a proxy passes on as it received it: without X-Forwarded-*, a request that matches its

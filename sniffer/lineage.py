@@ -61,26 +61,37 @@ class Known:
 
     def login(self, call: Call) -> None:
         """A call answered: if it obtained a token, its caller owns it."""
-        response = call.response
-        if response is None or call.request.method != "POST" or response.status >= 300:
-            return
-        token = response.header("x-subject-token")
-        if token and call.request.path.endswith("/auth/tokens"):
+        token = obtained_token(call)
+        if token:
             self.tokens.remember(token, call.caller)
 
 
+def obtained_token(call: Call) -> str | None:
+    """The token a call obtained: a login's (`POST /v3/auth/tokens` answered 2xx with an
+    `X-Subject-Token`)."""
+    response = call.response
+    if response is None or call.request.method != "POST" or response.status >= 300:
+        return None
+    if not call.request.path.endswith("/auth/tokens"):
+        return None
+    return response.header("x-subject-token")
+
+
+def local_ids(call: Call) -> list[str]:
+    """The request ids the callee's side gave a call (`x-openstack-request-id` of its answers)."""
+    return [
+        request_id
+        for hop in call.hops
+        if hop.response is not None
+        and (request_id := hop.response.header("x-openstack-request-id"))
+    ]
+
+
 def global_ids(call: Call) -> set[str]:
-    """The request ids a child of this call may carry as X-OpenStack-Request-ID."""
-    ids = set()
-    for hop in call.hops:
-        incoming = hop.request.header("x-openstack-request-id")
-        if incoming:
-            ids.add(incoming)
-        if hop.response is not None:
-            local = hop.response.header("x-openstack-request-id")
-            if local:
-                ids.add(local)
-    return ids
+    """The request ids a child of this call may carry as X-OpenStack-Request-ID: those it came
+    with, and those its callee gave it."""
+    incoming = (hop.request.header("x-openstack-request-id") for hop in call.hops)
+    return {request_id for request_id in incoming if request_id} | set(local_ids(call))
 
 
 @dataclass(frozen=True, slots=True)
