@@ -40,11 +40,6 @@ MERMAID_KEYWORDS = frozenset(
 )
 
 
-def fence(*contents: bytes) -> str:
-    """A backtick fence that none of `contents` can close."""
-    return fence_of(longest_run(*contents))
-
-
 def fence_of(ticks: int) -> str:
     """A backtick fence longer than `ticks` backticks."""
     return "`" * max(FENCE, ticks + 1)

@@ -39,6 +39,7 @@ QUIET = 2.0
 class Group:
     """A command's pages while they are written."""
 
+    key: tuple[int, str]  # its command's number, and for background work the service
     summary: Summary
     folder: str  # where they are written (hidden until done)
     sinks: FanOut
@@ -107,12 +108,11 @@ class SplitSink(Sink):
                 self._finish(group, None)
 
     def close(self, stats: Stats) -> None:
-        groups = [*self.done, *self.groups.values()]
-        flat = len(groups) == 1 and not self.done
+        flat = len(self.groups) == 1 and not self.done
         for group in list(self.groups.values()):
             self._finish(group, stats, flat)
         if not flat:
-            self._write_index(stats)
+            self._write_index()
 
     def abort(self) -> None:
         for group in self.groups.values():
@@ -127,7 +127,7 @@ class SplitSink(Sink):
             folder = os.path.join(self.directory, f".{len(self.groups) + len(self.done) + 1}.part")
             shutil.rmtree(folder, ignore_errors=True)  # (left by a run that was killed)
             os.makedirs(folder)
-            group = Group(Summary(command), folder, FanOut(self.open_pages(folder)))
+            group = Group(key, Summary(command), folder, FanOut(self.open_pages(folder)))
             self.groups[key] = group
         return group
 
@@ -140,15 +140,14 @@ class SplitSink(Sink):
                 sink.title = group.summary.title if not flat else self.title
                 sink.prefix = snippet_prefix(target, self.base)
         group.sinks.close(stats or Stats())
-        key = next(key for key, value in self.groups.items() if value is group)
-        del self.groups[key]
+        del self.groups[group.key]
         if flat:
             self._move_files(group.folder, self.directory)
             return
         self._move_folder(group.folder, target)
         self.done.append(group)
         if self.live:
-            self._write_index(stats)
+            self._write_index()
 
     def _folder_name(self, group: Group) -> str:
         command = group.summary.command
@@ -161,9 +160,8 @@ class SplitSink(Sink):
         return name if name not in taken else f"{name}-{more}"  # (calls after it ended: live)
 
     def _move_files(self, folder: str, target: str) -> None:
-        names = sorted(os.listdir(folder))
-        owned.check([os.path.join(target, name) for name in names], self.force)
-        for name in names:
+        """(Files the run was allowed to write when it began: see `outputs.Chosen.open`.)"""
+        for name in sorted(os.listdir(folder)):
             os.replace(os.path.join(folder, name), os.path.join(target, name))
         os.rmdir(folder)
 
@@ -175,7 +173,7 @@ class SplitSink(Sink):
         os.replace(folder, target)
         owned.record(os.path.join(target, name) for name in os.listdir(target))
 
-    def _write_index(self, stats: Stats | None) -> None:
+    def _write_index(self) -> None:
         out = AtomicFile(os.path.join(self.directory, INDEX))
         try:
             out.write(listing(self.title, self.done))
