@@ -16,7 +16,8 @@ caller, method, path, body, response status and body, and the calls its callee m
 serving it. Headers are written explicitly or generated the way OpenStack
 services send them (User-Agent, tokens, `X-OpenStack-Request-ID`, `x-openstack-request-id`,
 keystonemiddleware's `X-Subject-Token`, the Requestshook pair); `"token": false` sends no token
-(version discovery, a password login), a response's `"subject_token": true` returns the token
+(version discovery, a password login), `"token_of": USER` sends that user's token (a service
+doing a user's work asynchronously), a response's `"subject_token": true` returns the token
 issued or validated in `X-Subject-Token`.
 
 A session (scripts/scenarios/session.json) has a timeline of `commands` instead: each an
@@ -205,7 +206,9 @@ class Builder:
         call.global_id = incoming or call.local_id
         user = spec.get("user", "user") + (f" (command {command})" if command else "")
         call.token = (
-            self.token(user)  # each CLI user, and each command, has a token of its own
+            self.token(spec["token_of"])  # a user's token, handed on with work (nova's RPC)
+            if "token_of" in spec
+            else self.token(user)  # each CLI user, and each command, has a token of its own
             if parent is None and caller == "openstack"
             else (parent.token if parent is not None else self.token(caller))
         )
