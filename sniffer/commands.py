@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .flow import Call, Command, Endpoint
+from .flow import Call, Command, Endpoint, endpoint_name
 from .lineage import obtained_token
 from .openstack import services
 from .procnet import command_line
@@ -79,7 +79,9 @@ class Grouping:
             return self._process(call, *process)
         connection = (client, call.hops[0].server)
         token = request.header("x-auth-token")
-        identity = (call.caller, client[0])
+        # an unnamed caller is its connection's address and port: the host is what stays
+        unnamed = call.caller == endpoint_name(client)
+        identity = (client[0] if unnamed else call.caller, client[0])
         command = (
             self.by_connection.get(connection)
             or (self.by_token.get(token) if token else None)

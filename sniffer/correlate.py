@@ -37,8 +37,9 @@ from dataclasses import dataclass, field
 
 from . import lineage
 from .apiref import SERVICE_TYPES, OperationIndex
-from .flow import Call, Exchange, FlowMessage, Kind, Operation, Request
+from .flow import Call, Exchange, FlowMessage, Kind, Operation, Request, endpoint_name
 from .http import ID_HEADER, RequestHead
+from .lineage import Origin
 from .recent import Recent
 from .services import ServiceMap
 from .stats import Stats
@@ -126,8 +127,8 @@ class Correlator:
         self.max_wait = max_wait
         self.counters = Counters()
         self.known = lineage.Known()  # who is who, from earlier requests (see `lineage`)
-        # the request id each call's callee gave it -> the call ((id, root id) once it is out)
-        self.origins: Recent[str, Call | tuple[str, str]] = Recent()
+        # the request id each call's callee gave it -> the call (its Origin once it is out)
+        self.origins: Recent[str, Call | Origin] = Recent()
         self.hops: dict[RequestHead, _Track] = {}  # every hop not done yet -> its call's track
         self.unsettled: dict[int, _Track] = {}  # key -> track, in start order
         self.waiting: dict[int, _Track] = {}  # the unsettled calls not overdue, in start order
@@ -239,7 +240,7 @@ class Correlator:
             lineage.declared_caller(head)
             or self.services.agent(agent)
             or self.services.own_product(agent)
-            or head.client[0]
+            or endpoint_name(head.client)
         )
         for other in reversed(self.open_by_callee.get(call.caller, {}).values()):
             if other is not track and other.start <= head.ts:
@@ -360,12 +361,18 @@ class Correlator:
             if not call.id:
                 call.id = f"~{next(self.synthetic_ids)}"
             self._sweep(track.start)
+            origin = self._origin(track.heads[0])
             call.caller, parent = lineage.resolve(
-                track.heads[0], self._candidates(track), self.services, self.known
+                track.heads[0],
+                self._candidates(track),
+                self.services,
+                self.known,
+                call.callee,
+                origin,
             )
             if parent is None:
                 call.root_id = call.id
-                call.caused_by = self._cause(track.heads[0])
+                call.caused_by = (origin.id, origin.root_id) if origin else None
             else:
                 call.parent, call.parent_id = parent.key, parent.id
                 call.root_id, call.depth = parent.root_id, parent.depth + 1
@@ -382,20 +389,20 @@ class Correlator:
         call = track.call
         for request_id in lineage.local_ids(call):  # out: only its ids are kept, not its bodies
             if self.origins.get(request_id) is call:
-                self.origins[request_id] = (call.id, call.root_id)
+                self.origins[request_id] = Origin.of(call)
         self.on_call(call)
         if not track.indexed:
             self._forget(track)
 
     # -- the calls in progress ---------------------------------------------------------------
 
-    def _cause(self, head: RequestHead) -> tuple[str, str] | None:
-        """The call that began the work whose global request id a root call carries (its callee
-        answered with that id): the root call was made for it, not while serving it."""
+    def _origin(self, head: RequestHead) -> Origin | None:
+        """The call that began the work whose global request id a request carries (its callee
+        answered with that id): a root call was made for it, not while serving it."""
         request_id = head.header("x-openstack-request-id")
         origin = self.origins.get(request_id) if request_id else None
         if isinstance(origin, Call):
-            return (origin.id, origin.root_id) if origin.id else None
+            return Origin.of(origin) if origin.id else None
         return origin
 
     def _candidates(self, track: _Track) -> list[lineage.Candidate]:

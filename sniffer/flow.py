@@ -30,6 +30,12 @@ Kind = Literal["request", "response"]
 Endpoint = tuple[str, int]
 
 
+def endpoint_name(endpoint: Endpoint) -> str:
+    """`address:port` (`[address]:port` for IPv6): how an endpoint no rule names is shown."""
+    host, port = endpoint
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def header(headers: Headers, name: str) -> str | None:
     """The first value of a header, by case-insensitive name."""
     name = name.lower()

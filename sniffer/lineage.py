@@ -17,17 +17,25 @@ the best-linked, then innermost, candidate served by that caller (none: a root c
 nova-compute's work for a request whose global id it carries but which it does not serve).
 Without any of these:
 
-1. a linked candidate is the parent, and its callee is the caller;
+1. a linked candidate is the parent, and its callee is the caller (of candidates linked as
+   strongly, the one served by the owner of the request's token, below, if there is one);
 2. else the token the request carries names the caller: whoever obtained that token (`POST
-   /v3/auth/tokens`, the `X-Subject-Token` of the answer) made the request, whatever client
-   library it used (the command line's project lookups with python-keystoneclient are
-   `openstack`'s, a service's calls with its own token are its own); the parent, if any, is the
-   innermost candidate that caller serves;
-3. else, when exactly one call is in progress, containment is unambiguous: it is the parent and
+   /v3/auth/tokens`, the `X-Subject-Token` of the answer; or the service whose
+   keystonemiddleware sent it as its own `X-Auth-Token` while validating another's) made the
+   request, whatever client library it used (the command line's project lookups with
+   python-keystoneclient are `openstack`'s, a service's calls with its own token are its own);
+   the parent, if any, is the innermost candidate that caller serves. Not for asynchronous
+   work, though, when the token's owner made the call that began it: nova-compute binding a
+   port with the token of the user whose `POST /servers` it serves was handed that token with
+   the work;
+3. else the service whose work the operation is (`work` in data/openstack.toml: placement
+   claims are nova-scheduler's, port binding nova-compute's), or whose work an earlier request
+   on the same connection was (nova-compute's port listing after its port update);
+4. else, when exactly one call is in progress, containment is unambiguous: it is the parent and
    its callee the caller;
-4. else the User-Agent's first product is the caller, unless it names a client library
-   (python-keystoneclient, python-requests: never a service's name); then the client's address.
-   No parent.
+5. else the User-Agent's first product is the caller, unless it names a client library
+   (python-keystoneclient, python-requests: never a service's name); then the client's address
+   and port (one process per connection, as far as the wire tells). No parent.
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .flow import Call, Endpoint
+from .flow import Call, Endpoint, endpoint_name
 from .http import RequestHead
 from .recent import Recent
 from .services import FROM_HEADER, ServiceMap
@@ -44,10 +52,11 @@ from .services import FROM_HEADER, ServiceMap
 @dataclass
 class Known:
     """What earlier requests said about who is who: the caller named for sure on each TCP
-    connection, and who obtained each token."""
+    connection, who obtained each token, and whose work a connection's requests were."""
 
     connections: Recent[tuple[Endpoint, Endpoint], str] = field(default_factory=Recent)
     tokens: Recent[str, str] = field(default_factory=Recent)
+    works: Recent[tuple[Endpoint, Endpoint], str] = field(default_factory=Recent)
 
     def connection(self, head: RequestHead) -> str | None:
         return self.connections.get((head.client, head.server))
@@ -55,15 +64,45 @@ class Known:
     def named(self, head: RequestHead, caller: str) -> None:
         self.connections.remember((head.client, head.server), caller)
 
+    def work(self, head: RequestHead, services: ServiceMap, callee: str | None) -> str | None:
+        """The service whose work this request, or an earlier one on its connection, is."""
+        connection = (head.client, head.server)
+        owner = callee and services.work_owner(callee, head.method, head.target)
+        if owner:
+            self.works.remember(connection, owner)
+            return owner
+        return self.works.get(connection)
+
     def owner(self, head: RequestHead) -> str | None:
         token = head.header("x-auth-token")
         return self.tokens.get(token) if token else None
+
+    def validating(self, head: RequestHead, caller: str) -> None:
+        """keystonemiddleware checks a user's token (`X-Subject-Token`) with its service's own
+        (`X-Auth-Token`): from then on, that token names the service, login seen or not."""
+        token = head.header("x-auth-token")
+        if token and head.header("x-subject-token") and self.tokens.get(token) is None:
+            self.tokens.remember(token, caller)
 
     def login(self, call: Call) -> None:
         """A call answered: if it obtained a token, its caller owns it."""
         token = obtained_token(call)
         if token:
             self.tokens.remember(token, call.caller)
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """A call that began asynchronous work, as far as the calls caused by it need it."""
+
+    id: str
+    root_id: str
+    caller: str
+    end: float  # when it was answered: only requests begun after that are its asynchronous work
+
+    @classmethod
+    def of(cls, call: Call) -> Origin:
+        return cls(call.id, call.root_id, call.caller, call.end or 0.0)
 
 
 def obtained_token(call: Call) -> str | None:
@@ -109,24 +148,28 @@ class Candidate:
         return cls(call, frozenset(token for token in tokens if token), frozenset(global_ids(call)))
 
 
-def link_score(child: RequestHead, parent: Candidate) -> int:
-    """How strongly OpenStack's own headers tie a request to a call that may have made it."""
+def link_score(child: RequestHead, parent: Candidate, caused: bool = False) -> int:
+    """How strongly OpenStack's own headers tie a request to a call that may have made it. The
+    global request id of asynchronous work (`caused`: its origin has ended) ties nothing: every
+    call of that work carries it, parent or cousin."""
     score = 0
     subject = child.header("x-subject-token")
     if subject and subject in parent.tokens:
         score += 1
-    request_id = child.header("x-openstack-request-id")
+    request_id = None if caused else child.header("x-openstack-request-id")
     if request_id and request_id in parent.ids:
         score += 2
     return score
 
 
-def _best(child: RequestHead, candidates: Iterable[Candidate]) -> tuple[int, Call] | None:
+def _best(
+    child: RequestHead, candidates: Iterable[Candidate], caused: bool = False
+) -> tuple[int, Call] | None:
     """The candidate with the strongest link, the innermost (latest start; of equal starts, the
     last given) among equals."""
     best = None
     for candidate in candidates:
-        key = (link_score(child, candidate), candidate.call.start)
+        key = (link_score(child, candidate, caused), candidate.call.start)
         if best is None or key >= best[0]:
             best = (key, candidate.call)
     return (best[0][0], best[1]) if best else None
@@ -143,23 +186,41 @@ def resolve(
     candidates: list[Candidate],
     services: ServiceMap,
     known: Known | None = None,
+    callee: str | None = None,
+    origin: Origin | None = None,
 ) -> tuple[str, Call | None]:
-    """(caller, parent) of a call, given the calls in progress when it started (and what earlier
-    requests said, which it adds to)."""
+    """(caller, parent) of a call to `callee`, given the calls in progress when it started (and
+    what earlier requests said, which it adds to). `origin`: the call whose global request id
+    the request carries, if its callee gave it that id; a token obtained by its caller was
+    handed on with the work and does not name who sends it now, and once it was answered
+    before the request began, the id links no parent."""
     known = known if known is not None else Known()
+    passed_on = origin.caller if origin is not None else None
+    caused = origin is not None and origin.end < child.ts
     agent = child.header("user-agent")
     caller = declared_caller(child) or known.connection(child) or services.agent(agent)
     if caller:
         known.named(child, caller)
-        best = _best(child, (c for c in candidates if c.call.callee == caller))
+        known.validating(child, caller)
+        best = _best(child, (c for c in candidates if c.call.callee == caller), caused)
         return caller, best[1] if best else None
-    best = _best(child, candidates)
-    if best is not None and best[0] > 0:
-        return best[1].callee, best[1]
     named = known.owner(child)
+    if named == passed_on:
+        named = None
+    best = _best(child, candidates, caused)
+    if best is not None and best[0] > 0:
+        caller, parent = best[1].callee, best[1]
+        if named is not None and named != caller:  # of calls linked as strongly, the one the
+            own = _best(child, (c for c in candidates if c.call.callee == named), caused)
+            if own is not None and own[0] == best[0]:  # token's owner serves
+                caller, parent = named, own[1]
+        known.validating(child, caller)
+        return caller, parent
+    if named is None:
+        named = known.work(child, services, callee)
     if named is not None:
-        served = _best(child, (c for c in candidates if c.call.callee == named))
+        served = _best(child, (c for c in candidates if c.call.callee == named), caused)
         return named, served[1] if served else None
     if len(candidates) == 1:
         return candidates[0].call.callee, candidates[0].call
-    return services.own_product(child.header("user-agent")) or child.client[0], None
+    return services.own_product(agent) or endpoint_name(child.client), None

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-FIELDS = frozenset({"name", "types", "ports", "prefix", "processes", "agents", "api_ref"})
+FIELDS = frozenset(
+    {"name", "types", "ports", "prefix", "processes", "agents", "api_ref", "work"}
+)
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,23 @@ class Service:
     processes: tuple[str, ...] = ()  # regular expressions for command-line words
     agents: tuple[str, ...] = ()  # User-Agent products naming it as the caller
     api_ref: str | None = None  # the openstack/ project whose api-ref documents it
+    work: tuple[str, ...] = ()  # "CALLEE METHOD PATH": operations on others that are its work
+
+
+@dataclass(frozen=True)
+class Work:
+    """An operation on another service that is one service's work (port binding is
+    nova-compute's): the caller of last resort when nothing on the wire names it."""
+
+    owner: str
+    callee: str
+    method: re.Pattern[str]
+    path: re.Pattern[str]  # matched against the end of the path, its query aside
+
+    def covers(self, callee: str, method: str, path: str) -> bool:
+        if callee != self.callee or not self.method.fullmatch(method):
+            return False
+        return self.path.search(path.partition("?")[0]) is not None
 
 
 def parse(text: str) -> tuple[Service, ...]:
@@ -34,7 +53,24 @@ def parse(text: str) -> tuple[Service, ...]:
     services = tuple(_service(entry) for entry in tomllib.loads(text).get("service", []))
     for claimed in ("types", "ports", "prefix", "agents"):
         _unique(services, claimed)
+    names = {service.name for service in services}
+    for service in services:
+        for work in _work(service):
+            if work.callee not in names:
+                raise ValueError(f"service {service.name!r}: work on unknown {work.callee!r}")
     return services
+
+
+def _work(service: Service) -> list[Work]:
+    works = []
+    for text in service.work:
+        try:
+            callee, method, path = text.split()
+            works.append(Work(service.name, callee, re.compile(method), re.compile(f"{path}$")))
+        except (ValueError, re.error):
+            message = f"service {service.name!r}: work {text!r} is not CALLEE METHOD PATH"
+            raise ValueError(message) from None
+    return works
 
 
 def _service(entry: dict) -> Service:
@@ -61,6 +97,12 @@ def _unique(services: tuple[Service, ...], field: str) -> None:
         for key in keys:
             if owner.setdefault(key, service.name) != service.name:
                 raise ValueError(f"{field} {key!r}: both {owner[key]} and {service.name}")
+
+
+@functools.cache
+def work() -> tuple[Work, ...]:
+    """Every service's work, in the table's order."""
+    return tuple(one for service in services() for one in _work(service))
 
 
 @functools.cache

@@ -21,8 +21,8 @@ import tomllib
 from dataclasses import dataclass, field
 
 from .catalog import Catalog
-from .flow import Endpoint
-from .openstack import services
+from .flow import Endpoint, endpoint_name
+from .openstack import services, work
 
 FRONT_DOOR_PORTS = (80,)
 FROM_HEADER = "X-Requestshook-Request-From"
@@ -84,10 +84,7 @@ class ServiceMap:
             or self.catalog.name(host, port, path)
             or self.layout.name(port, path, doors)
         )
-        if named:
-            return named
-        host_text = f"[{server[0]}]" if ":" in server[0] else server[0]
-        return f"{host_text}:{port}"
+        return named or endpoint_name(server)
 
     @staticmethod
     def agent_product(user_agent: str | None) -> str | None:
@@ -102,6 +99,11 @@ class ServiceMap:
         nothing of who uses it (python-keystoneclient, python-requests, keystoneauth1, curl)."""
         product = cls.agent_product(user_agent)
         return None if product is None or CLIENT_LIBRARY.fullmatch(product) else product
+
+    @staticmethod
+    def work_owner(callee: str, method: str, path: str) -> str | None:
+        """The service whose work this operation is (placement claims are nova-scheduler's)."""
+        return next((w.owner for w in work() if w.covers(callee, method, path)), None)
 
     def agent(self, user_agent: str | None) -> str | None:
         """The caller a User-Agent names for sure: the user file, the CLI, or a service."""

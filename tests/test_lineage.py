@@ -26,6 +26,7 @@ def served(callee: str, start: float, end: float, request=(), response=()) -> Ca
 
 
 SERVICES = ServiceMap()
+FROM_GLANCE = ("X-Requestshook-Request-From", "glance-api")
 
 
 def resolve(child: RequestHead, calls: list[Call]) -> tuple[str, Call | None]:
@@ -71,7 +72,7 @@ def test_containment_only_when_unambiguous():
     other = served("neutron-server", 1.5, 9.0)
     generic = head(2.0, ("User-Agent", "python-keystoneclient"))
     assert resolve(generic, [one]) == ("glance-api", one)
-    assert resolve(generic, [one, other]) == ("127.0.0.1", None)  # (a library names no one)
+    assert resolve(generic, [one, other]) == ("127.0.0.1:40000", None)  # (a library names no one)
 
 
 @pytest.mark.parametrize("hook", ["", "-nohook"], ids=["hook", "no-hook"])
@@ -81,7 +82,7 @@ def test_keys_decide_real_overlaps(sniff, monkeypatch, hook):
     capture = PCAPS / f"server-create{hook}.pcap"
     truth = json.loads(capture.with_suffix(".truth.json").read_text())
     assert disagreements(sniff(capture), truth) == []
-    monkeypatch.setattr(lineage, "link_score", lambda child, parent: 0)
+    monkeypatch.setattr(lineage, "link_score", lambda child, parent, caused=False: 0)
     assert disagreements(sniff(capture), truth) != []
 
 
@@ -120,7 +121,7 @@ def test_a_token_a_service_obtained_makes_its_requests_its_own():
     report = head(2.0, ("User-Agent", "python-requests/2.31"), ("X-Auth-Token", "service-token"))
     candidates = [lineage.Candidate.of(serving), lineage.Candidate.of(elsewhere)]
     assert lineage.resolve(report, candidates, SERVICES, known) == ("nova-compute", serving)
-    assert lineage.resolve(report, candidates, SERVICES) == ("127.0.0.1", None)
+    assert lineage.resolve(report, candidates, SERVICES) == ("127.0.0.1:40000", None)
 
 
 def test_a_connection_named_once_names_all_its_requests():
@@ -146,15 +147,114 @@ def test_a_connection_named_once_names_all_its_requests():
 @pytest.mark.parametrize(
     ("agent", "caller"),
     [
-        ("python-keystoneclient", "127.0.0.1"),
-        ("python-requests/2.31.0", "127.0.0.1"),
-        ("keystoneauth1/5.0.0 python-requests/2.28.1 CPython/3.8.10", "127.0.0.1"),
-        ("curl/8.5.0", "127.0.0.1"),
+        ("python-keystoneclient", "127.0.0.1:40000"),
+        ("python-requests/2.31.0", "127.0.0.1:40000"),
+        ("keystoneauth1/5.0.0 python-requests/2.28.1 CPython/3.8.10", "127.0.0.1:40000"),
+        ("curl/8.5.0", "127.0.0.1:40000"),
         ("my-tool/1.0 python-requests/2.31", "my-tool"),
     ],
 )
 def test_a_client_library_never_names_the_caller(agent, caller):
     """The last resort, with nothing else to go by (two calls in progress, no keys): the
-    User-Agent's first product, unless it is a client library; then the client's address."""
+    User-Agent's first product, unless it is a client library; then the client's address
+    and port."""
     busy = [served("cinder-api", 1.0, 9.0), served("nova-api", 1.5, 9.0)]
     assert resolve(head(2.0, ("User-Agent", agent)), busy) == (caller, None)
+
+
+def port_update(ts: float, *headers: tuple[str, str]) -> RequestHead:
+    """nova-compute binding a port, by python-neutronclient, with the user's token."""
+    headers = (("User-Agent", "python-neutronclient"), *headers)
+    return RequestHead(CLIENT, SERVER, "PUT", "/networking/v2.0/ports/p1", "1.1", headers, ts)
+
+
+def test_the_service_whose_work_it_is_when_nothing_else_names_the_caller():
+    """Placement claims are nova-scheduler's, port binding nova-compute's (data/openstack.toml
+    `work`): the caller of a request no key, token or connection names. Not before the keys,
+    nor for a callee whose work it is not, nor without the callee."""
+    assert lineage.resolve(port_update(2.0), [], SERVICES, callee="neutron-server") == (
+        "nova-compute",
+        None,
+    )
+    assert lineage.resolve(port_update(2.0), [], SERVICES, callee="cinder-api")[0] == (
+        "127.0.0.1:40000"
+    )
+    assert lineage.resolve(port_update(2.0), [], SERVICES)[0] == "127.0.0.1:40000"
+    claim = RequestHead(
+        CLIENT,
+        SERVER,
+        "PUT",
+        "/placement/allocations/5b9c?x=1",
+        "1.1",
+        (("User-Agent", "keystoneauth1/5.0.0 python-requests/2.28.1"),),
+        2.0,
+    )
+    assert lineage.resolve(claim, [], SERVICES, callee="placement-api")[0] == "nova-scheduler"
+    serving = served(
+        "nova-api", 1.0, 9.0, response=[("x-openstack-request-id", "req-1")]
+    )  # a call in progress whose global id the request carries: the keys come first
+    linked = port_update(2.0, ("X-OpenStack-Request-ID", "req-1"))
+    assert lineage.resolve(
+        linked, [lineage.Candidate.of(serving)], SERVICES, callee="neutron-server"
+    ) == ("nova-api", serving)
+
+
+def test_a_token_passed_on_with_the_work_does_not_name_who_sends_it():
+    """nova-compute updates a port with the token of the user whose POST /servers began the
+    work (the request carries that call's global id): the token was obtained by `openstack`,
+    the call that began the work was `openstack`'s, so the token says nothing of the sender,
+    and the work's owner names it. A token obtained by someone else still names them."""
+    known = lineage.Known()
+    known.login(login("openstack", "user-token"))
+    update = port_update(2.0, ("X-Auth-Token", "user-token"))
+    assert lineage.resolve(update, [], SERVICES, known, "neutron-server") == ("openstack", None)
+    servers = lineage.Origin("p", "p", "openstack", 1.0)  # POST /servers, answered 202 at 1.0
+    assert lineage.resolve(update, [], SERVICES, known, "neutron-server", servers) == (
+        "nova-compute",
+        None,
+    )
+    known.login(login("nova-conductor", "conductor-token"))
+    own = port_update(2.0, ("X-Auth-Token", "conductor-token"))
+    assert lineage.resolve(own, [], SERVICES, known, "neutron-server", servers) == (
+        "nova-conductor",
+        None,
+    )
+
+
+def test_a_service_token_seen_validating_names_its_service():
+    """keystonemiddleware validates with its service's own token: once a validation was
+    named, the same token names that service among calls linked as strongly (the glance call
+    and the neutron call that both carry the user's token and global id)."""
+    known = lineage.Known()
+    keys = (("X-OpenStack-Request-ID", "req-1"), ("X-Subject-Token", "user"))
+    glance_call = served("glance-api", 1.0, 9.0, request=[("X-Auth-Token", "user"), keys[0]])
+    neutron_call = served("neutron-server", 2.0, 9.0, request=[("X-Auth-Token", "user"), keys[0]])
+    candidates = [lineage.Candidate.of(glance_call), lineage.Candidate.of(neutron_call)]
+    check = head(3.0, *keys, ("X-Auth-Token", "glance-service"))
+    assert lineage.resolve(check, candidates, SERVICES, known) == ("neutron-server", neutron_call)
+    named = head(3.0, *keys, ("X-Auth-Token", "glance-service"), FROM_GLANCE)
+    assert lineage.resolve(named, candidates, SERVICES, known)[0] == "glance-api"
+    assert lineage.resolve(check, candidates, SERVICES, known) == ("glance-api", glance_call)
+
+
+def test_work_names_the_later_requests_of_its_connection():
+    """nova-compute's port listing is nobody's work in the table, but its connection's port
+    update was nova-compute's: the same process made it. Another connection is not."""
+    known = lineage.Known()
+    lineage.resolve(port_update(1.0), [], SERVICES, known, "neutron-server")
+    listing = RequestHead(
+        CLIENT,
+        SERVER,
+        "GET",
+        "/networking/v2.0/ports?device_id=x",
+        "1.1",
+        (("User-Agent", "python-neutronclient"),),
+        2.0,
+    )
+    assert lineage.resolve(listing, [], SERVICES, known, "neutron-server")[0] == "nova-compute"
+    elsewhere = RequestHead(
+        ("127.0.0.1", 40001), SERVER, "GET", "/networking/v2.0/ports", "1.1", listing.headers, 2.0
+    )
+    assert lineage.resolve(elsewhere, [], SERVICES, known, "neutron-server")[0] == (
+        "127.0.0.1:40001"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -138,12 +139,32 @@ def test_names_from_processes_without_the_hook(tmp_path: Path):
     ]
     assert (tmp_path / "live" / "diagram.md").read_text().splitlines() == expected
     # offline, the same packets give header/User-Agent/layout names: the processes made the names
-    # (python-requests names a library, not its user: the client is its address)
+    # (python-requests names a library, not its user: the client is its address and port)
     offline = command("-q", "-r", str(tmp_path / "p.pcap"), "-o", str(tmp_path / "offline"))
     diagram = (tmp_path / "offline" / "diagram.md").read_text()
-    assert offline.returncode == 0 and "127.0.0.1->>keystone" in diagram
+    assert offline.returncode == 0
+    assert re.search(r"^participant (\w+) as 127\.0\.0\.1:\d+\n\1->>keystone", diagram, re.M)
     assert "python-requests" not in diagram
     assert "127.0.0.1:60999" in diagram
+
+
+def test_without_the_hook_live_every_call_is_right(tmp_path: Path):
+    """The session run by real processes (scripts/session_lab.py: five `openstack` commands,
+    keystone, nova-api and placement behind Apache, glance-api, nova-compute in the background;
+    no Requestshook header, every User-Agent a library's) captured live: every call's caller,
+    callee, status and parent, and every message's place, agree with the truth."""
+    sniffer = start_sniffer("-q", "-o", str(tmp_path / "live"), "--split", "none")
+    capture = tmp_path / "session.pcap"
+    lab_run = subprocess.run(
+        ["python3", str(REPO / "scripts/session_lab.py"), "--capture", str(capture)],
+        capture_output=True,
+        text=True,
+    )
+    stop(sniffer)
+    assert lab_run.returncode == 0, lab_run.stderr
+    truth = json.loads(capture.with_suffix(".truth.json").read_text())
+    assert len(truth["calls"]) == 49
+    assert disagreements(Run(0, "", "", tmp_path / "live"), truth) == []
 
 
 def test_packets_queued_when_stopped_are_read_not_dropped():

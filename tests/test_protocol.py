@@ -22,9 +22,12 @@ def test_every_exchange_is_found_in_order(run):
     want = [(t["method"], t["path"], t["status"], t["response_body_size"]) for t in truth]
     assert got == want
     assert all(not c["incomplete"] for c in calls)
-    assert {(c["caller"], c["callee"], c["parent"]) for c in calls} == {
-        ("127.0.0.1", "neutron-server", None)  # (python-neutronclient names a library: its user
-    }  # is known by its address)
+    # python-neutronclient names a library, not its user: each is known by its address and
+    # port, but a port update, which is nova-compute's work (port binding), is nova-compute's
+    assert {(c["callee"], c["parent"]) for c in calls} == {("neutron-server", None)}
+    for call in calls:
+        owner = "nova-compute" if call["method"] == "PUT" else call["hops"][0]["client"]
+        assert call["caller"] == owner, call["path"]
 
 
 def test_chunked_gzip_body_is_decoded_and_trailers_kept(run):

@@ -10,6 +10,7 @@ from conftest import PCAPS, disagreements
 from sniffer import correlate
 from sniffer.correlate import proxied
 from sniffer.http import RequestHead
+from sniffer.services import ServiceMap
 
 SCENARIOS = [
     "image-show",
@@ -18,6 +19,7 @@ SCENARIOS = [
     "image-discovery",
     "session",
     "server-create-async",
+    "server-create-clients",
 ]
 
 
@@ -67,11 +69,12 @@ def test_the_session_run_by_real_processes_read_offline(sniff):
 
 
 @pytest.mark.parametrize("hook", ["", "-nohook"], ids=["hook", "no-hook"])
-def test_work_caused_over_rpc_is_linked_not_nested(sniff, hook, tmp_path):
+@pytest.mark.parametrize("name", ["server-create-async", "server-create-clients"])
+def test_work_caused_over_rpc_is_linked_not_nested(sniff, name, hook, tmp_path):
     """nova-scheduler's and nova-compute's calls carry the global request id of the POST
     /servers that answered 202 before they began: each is a root call, caused by it (calls.jsonl
     `caused_by`, a note in body.md, a span link in OTLP), not its child."""
-    capture = PCAPS / f"server-create-async{hook}.pcap"
+    capture = PCAPS / f"{name}{hook}.pcap"
     truth = json.loads(capture.with_suffix(".truth.json").read_text())
     traces = tmp_path / "traces.jsonl"
     run = sniff(capture, options=("--otlp", str(traces)))
@@ -149,3 +152,19 @@ def test_upload_body_is_streamed_not_kept(sniff):
 )
 def test_a_backend_path_is_its_front_path_less_a_prefix(front, backend, joined):
     assert proxied(front, backend) is joined
+
+
+def test_no_user_agent_names_a_service_after_the_202():
+    """Guard for server-create-clients: its background calls name no service by User-Agent,
+    and nova-compute's glance and neutron calls carry the token the command line obtained."""
+    truth = json.loads((PCAPS / "server-create-clients-nohook.truth.json").read_text())
+    scenario = json.loads(
+        (PCAPS.parent / "scripts/scenarios/server-create-clients.json").read_text()
+    )
+    roots = [root for timeline in scenario["timelines"][1:] for root in timeline["calls"]]
+    assert len(roots) == 9
+    services = ServiceMap()
+    assert all(services.agent(root["user_agent"]) is None for root in roots)
+    assert all(services.own_product(root["user_agent"]) is None for root in roots)
+    assert sum(root.get("token_of") == "user" for root in roots) == 5
+    assert sum(t.get("caused_by") is not None for t in truth["calls"]) == 9

@@ -30,6 +30,9 @@ def test_the_table_reads_typed_in_file_order():
         ('[[service]]\nname = "x"\nprocesses = ["("]\n', "missing"),
         (GLANCE + '[[service]]\nname = "glare"\nports = [9292]\n', "ports 9292"),
         (GLANCE + '[[service]]\nname = "glare"\nprefix = "/image"\n', "prefix '/image'"),
+        (GLANCE + '[[service]]\nname = "x"\nwork = ["cinder-api GET /v3"]\n', "unknown 'cinder"),
+        (GLANCE + '[[service]]\nname = "x"\nwork = ["glance-api /v2"]\n', "not CALLEE METHOD"),
+        (GLANCE + '[[service]]\nname = "x"\nwork = ["glance-api GET /v2("]\n', "not CALLEE"),
     ],
 )
 def test_a_mistake_in_the_table_is_an_error(text, error):

@@ -393,3 +393,30 @@ upload = {
 }
 (HERE / "image-upload.json").write_text(json.dumps(upload, indent=1) + "\n")
 print(f"server-create: {count(foreground) + count(scheduler) + count(compute)} calls")
+
+# server-create-clients: server-create-async as real services send it after the 202. nova-compute
+# talks to glance and neutron through their client libraries with the user's token (handed on
+# over RPC), and to placement, like nova-scheduler, with keystoneauth1 alone and a service token
+# obtained before the capture began: no User-Agent names a service.
+KEYSTONEAUTH = "keystoneauth1/5.0.0 python-requests/2.28.1 CPython/3.8.10"
+LIBRARIES = {"/image/": "python-glanceclient", "/networking/": "python-neutronclient"}
+clients = json.loads((HERE / "server-create-async.json").read_text())
+clients["name"] = "server-create-clients"
+clients["description"] = (
+    "openstack server create, as server-create-async, with the User-Agents real services send: "
+    "nova-compute calls glance and neutron through python-glanceclient and "
+    "python-neutronclient with the user's token, handed on with the work; nova-scheduler and "
+    "nova-compute call placement with keystoneauth1 alone and service tokens obtained before "
+    "the capture"
+)
+foreground, *background = clients["timelines"]
+login = foreground["calls"][1]
+login["token"] = False
+login["response"]["subject_token"] = True
+for timeline in background:
+    for root in timeline["calls"]:
+        library = next((ua for prefix, ua in LIBRARIES.items() if prefix in root["path"]), None)
+        root["user_agent"] = library or KEYSTONEAUTH
+        if library:
+            root["token_of"] = "user"
+(HERE / "server-create-clients.json").write_text(json.dumps(clients, indent=2) + "\n")

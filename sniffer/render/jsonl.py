@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 
 from ..content import encoded
-from ..flow import Body, Call, Exchange, Headers, header
+from ..flow import Body, Call, Exchange, Headers, endpoint_name, header
 from .sink import FileSink
 
 
@@ -33,11 +33,6 @@ def _second(whole: int) -> str:
     return datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def _address(endpoint: tuple[str, int]) -> str:
-    host, port = endpoint
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def _body(body: Body, headers: Headers) -> dict:
     encoding = header(headers, "content-encoding")
     return {"size": body.size, "kept": body.size - body.omitted, "encoding": encoding}
@@ -46,8 +41,8 @@ def _body(body: Body, headers: Headers) -> dict:
 def hop_record(hop: Exchange) -> dict:
     response = hop.response
     return {
-        "client": _address(hop.client),
-        "server": _address(hop.server),
+        "client": endpoint_name(hop.client),
+        "server": endpoint_name(hop.server),
         "method": hop.request.method,
         "target": hop.request.target,
         "status": response.status if response else None,
