@@ -24,7 +24,7 @@ from .catalog import Catalog
 from .flow import Endpoint, endpoint_name
 from .openstack import services, work
 
-FRONT_DOOR_PORTS = (80,)
+FRONT_DOOR_PORTS = (80, 443)  # devstack's front door, and its tls-proxy
 FROM_HEADER = "X-Requestshook-Request-From"
 # devstack's path prefixes, the classic ports, and the User-Agent products that name a caller
 # for sure (a service's own name first, or the command line's libraries for the user's
