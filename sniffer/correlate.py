@@ -353,7 +353,7 @@ class Correlator:
         if done is not None:
             return done
         request = track.requests.get(head) or head.bare_request()
-        return Exchange(head.client, head.server, request, None)
+        return Exchange(head.client, head.server, request, None, head.tls)
 
     def _emit(self, kind: Kind, track: _Track) -> None:
         call = track.call

@@ -109,6 +109,7 @@ class Exchange:
     server: Endpoint
     request: Request
     response: Response | None  # None: the connection ended first
+    tls: bool = False  # read from inside TLS (its plaintext, from the TLS library)
 
     @property
     def complete(self) -> bool:

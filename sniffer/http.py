@@ -61,6 +61,7 @@ class RequestHead:
     ts: float
     client_name: str | None = None  # the processes owning the two sockets, when known (live)
     server_name: str | None = None
+    tls: bool = False  # read from inside TLS
     # the first value of each header by lower-case name, made at the first lookup: naming and
     # nesting a call looks up a dozen headers
     _index: dict[str, str] | None = field(default=None, init=False, repr=False, compare=False)
@@ -440,6 +441,7 @@ class HttpConnection:
             start[0],
             self.names.get(client),
             self.names.get(server),
+            self.info.tls,
         )
         direction.partial = _Partial(head, headers, start, self.max_body)
         self.started = True
@@ -561,7 +563,8 @@ class HttpConnection:
     def _finish(self, pending: _Pending, response: Response | None) -> None:
         head = pending.head
         request = pending.request or head.bare_request()  # or the request never completed
-        self.consumer.exchange_done(head, Exchange(head.client, head.server, request, response))
+        exchange = Exchange(head.client, head.server, request, response, head.tls)
+        self.consumer.exchange_done(head, exchange)
 
     def _endpoints(self) -> tuple[Endpoint, Endpoint]:
         ends = self.info.endpoints

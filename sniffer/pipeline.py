@@ -22,6 +22,7 @@ from .render.sink import FanOut, Sink
 from .services import ServiceMap
 from .stats import Stats
 from .tcp import ConnectionInfo, Reassembler
+from .tls import Decrypted, Plaintext, key_of
 
 
 @dataclass
@@ -87,6 +88,7 @@ class Pipeline:
             return HttpConnection(info, self.correlator, self.stats, max_body, names)
 
         self.reassembler = Reassembler(connection, self.stats)
+        self.decrypted = Decrypted(Reassembler(connection, self.stats, tls=True))
 
     def feed(self, frame: Frame) -> None:
         stats = self.stats
@@ -100,7 +102,15 @@ class Pipeline:
         except (IndexError, ValueError, OSError):  # a frame too short for its own headers
             stats.count("not_ip")
             return
+        if self.decrypted.covers(segment):  # ciphertext: its plaintext comes by `plaintext`
+            self.decrypted.packet(segment)
+            return
         self.reassembler.feed(segment)
+
+    def plaintext(self, piece: Plaintext) -> None:
+        """Bytes sent inside a TLS connection, read from its TLS library (live)."""
+        if self.decrypted.plaintext(piece):
+            self.reassembler.forget(key_of(piece.src, piece.dst))
 
     def run(self, frames: Iterable[Frame]) -> None:
         for frame in frames:
@@ -114,6 +124,7 @@ class Pipeline:
     def finish(self) -> Stats:
         """End of input: close connections, emit what is left, close the sinks."""
         self.reassembler.flush()
+        self.decrypted.twins.flush()
         self.correlator.flush()
         self.out.close(self.stats)
         return self.stats

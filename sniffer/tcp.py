@@ -56,6 +56,7 @@ class ConnectionInfo:
     endpoints: tuple[Endpoint, Endpoint]  # side 0, side 1
     client_side: int | None  # known from the handshake, else None
     start_ts: float
+    tls: bool = False  # its bytes are the plaintext inside TLS (see `tls`), not the packets'
 
 
 HandlerFactory = Callable[[ConnectionInfo], StreamHandler]
@@ -258,9 +259,14 @@ class Reassembler:
     """Route segments to connections; create, replace, evict and remember them."""
 
     def __init__(
-        self, factory: HandlerFactory, stats: Stats, idle_timeout: float = IDLE_TIMEOUT
+        self,
+        factory: HandlerFactory,
+        stats: Stats,
+        idle_timeout: float = IDLE_TIMEOUT,
+        tls: bool = False,
     ) -> None:
         self.factory = factory
+        self.tls = tls  # it follows the twins of TLS connections
         self.stats = stats
         self.idle_timeout = idle_timeout
         self.connections: dict[tuple[Endpoint, Endpoint], Connection] = {}
@@ -311,11 +317,16 @@ class Reassembler:
         client = None
         if seg.flags & SYN:
             client = 0 if not seg.flags & ACK else 1
-        info = ConnectionInfo((src, dst), client, seg.ts)
+        info = ConnectionInfo((src, dst), client, seg.ts, self.tls)
         conn = Connection(info, self.factory(info), self.stats)
         self.connections[key] = conn
         self.stats.count("connections")
         return conn
+
+    def forget(self, key: tuple[Endpoint, Endpoint]) -> None:
+        """Stop following a connection, unclosed: its bytes are read elsewhere (inside TLS)."""
+        if self.connections.pop(key, None) is not None:
+            self.stats.count("tls_connections")
 
     def _close(self, key: tuple[Endpoint, Endpoint], conn: Connection, ts: float) -> None:
         conn.close(ts)

@@ -49,6 +49,7 @@ def hop_record(hop: Exchange) -> dict:
         "request_time": timestamp(hop.request.ts),
         "response_time": timestamp(response.end_ts if response else None),
         "incomplete": not hop.complete,
+        "tls": hop.tls,  # read from inside TLS (its plaintext, from the TLS library)
     }
 
 

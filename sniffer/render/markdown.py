@@ -9,7 +9,7 @@ import os
 
 from ..apiref import LABELS
 from ..atomic import AtomicFile, OutputError
-from ..flow import FlowMessage
+from ..flow import FlowMessage, endpoint_name
 from ..stats import Stats
 from . import inert
 from .sink import Sink
@@ -30,6 +30,10 @@ CAUSED_BY = (
 # a wide sequence keeps its size and scrolls, instead of shrinking to the page's width
 WIDE_DIAGRAM = '%%{init: {"sequence": {"useMaxWidth": false}}}%%'
 STILL_SENDING = "The request was still being sent then: its body is not shown here."
+TLS = (
+    "Read from inside TLS on {}: the bytes the TLS library wrote and read, not the packets, "
+    "which carried them encrypted."
+)
 
 
 def section(
@@ -52,6 +56,13 @@ def section(
     if message.is_request and call.caused_by is not None:
         cause = inert.code_span(call.caused_by[0])
         lines += ['!!! note "caused by"', f"{INDENT}{CAUSED_BY.format(cause)}", ""]
+    encrypted = [hop for hop in call.hops if hop.tls] if message.is_request else []
+    if encrypted:
+        spans = ", ".join(
+            inert.code_span(f"{endpoint_name(hop.client)} → {endpoint_name(hop.server)}")
+            for hop in encrypted
+        )
+        lines += ['!!! info "TLS"', f"{INDENT}{TLS.format(spans)}", ""]
     if message.is_request and call.operation is not None:
         operation = call.operation
         lines += [f'!!! reference "{label}"', f"{INDENT}[{operation.title}]({operation.url})", ""]

@@ -78,6 +78,7 @@ def spans(call: Call) -> list[tuple[str, dict]]:
         "openstack.global_request_id": request.header("x-openstack-request-id"),
         "openstack.request_id": response.header("x-openstack-request-id") if response else None,
         "osflow.incomplete": not call.complete or None,
+        "osflow.tls": any(hop.tls for hop in call.hops) or None,  # read from inside TLS
         "osflow.command": command_number(call),
         "osflow.background": background_of(call),
     }
