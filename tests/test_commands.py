@@ -125,29 +125,36 @@ def test_live_each_command_gets_its_page_as_it_ends(tmp_path, jobs):
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert sniffer.stderr.readline().startswith("listening on lo")
-    lab = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "session_lab.py")], capture_output=True, text=True
-    )
-    assert lab.returncode == 0, lab.stderr
-    lines = re.findall(r"^command \d+: (.*)$", lab.stdout, re.M)
-    folders = [
-        f"{n:03d}-{slug(line.replace('secret', 'redacted'))}" for n, line in enumerate(lines, 1)
-    ]
-    deadline = time.monotonic() + 15
-    while not all((out / f).is_dir() for f in folders) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert all((out / folder / "index.md").is_file() for folder in folders)  # before the end
-    assert sniffer.poll() is None
-    sniffer.send_signal(signal.SIGINT)
-    _, err = sniffer.communicate(timeout=60)
-    assert sniffer.returncode == 0, err
-    index = (out / "index.md").read_text()
-    assert "secret" not in index and "--os-password &#60;redacted>" in index
-    calls = [json.loads(line) for line in (out / "calls.jsonl").read_text().splitlines()]
-    sizes = [sum(call["command"] == n for call in calls) for n in range(1, len(lines) + 1)]
-    assert sizes == [5, 6, 10, 8, 4]  # as the session's truth has them
-    assert sum(call["background"] == "nova-compute" for call in calls) == 16
-    for folder, line in zip(folders, lines, strict=True):
-        page = (out / folder / "index.md").read_text()
-        assert page.startswith(f"# {inert.heading(redact.command_line(line))}\n")
+    try:
+        assert sniffer.stderr.readline().startswith("listening on lo")
+        lab = subprocess.run(
+            [sys.executable, str(REPO / "scripts" / "session_lab.py")],
+            capture_output=True,
+            text=True,
+        )
+        assert lab.returncode == 0, lab.stderr
+        lines = re.findall(r"^command \d+: (.*)$", lab.stdout, re.M)
+        folders = [
+            f"{n:03d}-{slug(line.replace('secret', 'redacted'))}" for n, line in enumerate(lines, 1)
+        ]
+        deadline = time.monotonic() + 15
+        while not all((out / f).is_dir() for f in folders) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert all((out / folder / "index.md").is_file() for folder in folders)  # before the end
+        assert sniffer.poll() is None
+        sniffer.send_signal(signal.SIGINT)
+        _, err = sniffer.communicate(timeout=60)
+        assert sniffer.returncode == 0, err
+        index = (out / "index.md").read_text()
+        assert "secret" not in index and "--os-password &#60;redacted>" in index
+        calls = [json.loads(line) for line in (out / "calls.jsonl").read_text().splitlines()]
+        sizes = [sum(call["command"] == n for call in calls) for n in range(1, len(lines) + 1)]
+        assert sizes == [5, 6, 10, 8, 4]  # as the session's truth has them
+        assert sum(call["background"] == "nova-compute" for call in calls) == 16
+        for folder, line in zip(folders, lines, strict=True):
+            page = (out / folder / "index.md").read_text()
+            assert page.startswith(f"# {inert.heading(redact.command_line(line))}\n")
+    finally:
+        if sniffer.poll() is None:  # a failed check leaves no capture running
+            sniffer.kill()
+            sniffer.communicate()
