@@ -1,0 +1,36 @@
+"""Whether this host lets a process trace its kernel with eBPF: the privilege, the kernel's BTF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .build import BTF
+
+CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
+
+
+def capabilities(status: str = "/proc/self/status") -> int:
+    """This process's effective capabilities, as a bit set."""
+    try:
+        with open(status) as lines:
+            for line in lines:
+                if line.startswith("CapEff:"):
+                    return int(line.split()[1], 16)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def unavailable(btf: Path = BTF) -> str | None:
+    """Why eBPF tracing cannot run here, or None."""
+    effective = capabilities()
+
+    def has(capability: int) -> bool:
+        return bool(effective >> capability & 1)
+
+    # CAP_SYS_ADMIN alone on kernels before 5.8, which know neither CAP_BPF nor CAP_PERFMON
+    if not (has(CAP_SYS_ADMIN) or (has(CAP_BPF) and has(CAP_PERFMON))):
+        return "needs root, or the CAP_BPF and CAP_PERFMON capabilities"
+    if not btf.exists():
+        return f"the kernel has no BTF ({btf})"
+    return None
