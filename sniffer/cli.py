@@ -124,6 +124,12 @@ def _given(output_files: dict[str, str | None]) -> dict[str, str]:
     help="Live: stop after S seconds.",
 )
 @click.option(
+    "--no-ebpf",
+    is_flag=True,
+    help="Live: name the processes behind connections from /proc only, without loading the "
+    "eBPF program that reports who opens each one.",
+)
+@click.option(
     "-B",
     "--buffer-size",
     "buffer_mib",
@@ -244,6 +250,7 @@ def main(
     write_file: str | None,
     count: int | None,
     duration: float | None,
+    no_ebpf: bool,
     buffer_mib: int,
     max_body: str,
     max_wait: float,
@@ -296,7 +303,7 @@ def main(
             chosen.live = True
             assert interface is not None  # (one of -r and -i: checked above)
             live = Live(interface, " ".join(expression) or None, buffer_mib << 20, write_file)
-            live.calls, live.seconds = count, duration
+            live.calls, live.seconds, live.ebpf = count, duration, not no_ebpf
             code = run_live(run, live)
     except (Failure, ServicesFileError, IgnoreFileError) as error:
         raise click.ClickException(str(error)) from None

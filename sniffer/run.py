@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from .afpacket import CaptureUnavailable, LiveCapture
 from .atomic import OutputError
 from .decode import LINK_RAW
+from .ebpf.owners import ConnectionReports, Unavailable
 from .outputs import Chosen
 from .pcapfile import CaptureError, CaptureReader, Frame, read_captures
 from .pcapwriter import PcapWriter
@@ -109,6 +110,7 @@ class Live:
     write_file: str | None = None  # -w: the packets saved as a pcap
     calls: int | None = None
     seconds: float | None = None
+    ebpf: bool = True  # the kernel reports who opens each connection (else /proc alone)
     requested: bool = False  # the user asked to stop
 
     def reached(self, stats: Stats, elapsed: float) -> bool:
@@ -127,10 +129,34 @@ def run_live(run: Run, live: Live) -> int:
         for sink in sinks:
             sink.abort()
         raise Failure(str(error)) from None
+    owners = SocketOwners()
+    reports = connection_reports(owners) if live.ebpf else None
+    try:
+        return capture_live(run, live, capture, sinks, owners)
+    finally:
+        if reports is not None:
+            reports.close()
+
+
+def connection_reports(owners: SocketOwners) -> ConnectionReports | None:
+    """The kernel reporting who opens each connection from now on (eBPF), and /proc read once
+    for those open already; without eBPF, one line says why, and /proc names processes."""
+    try:
+        reports = ConnectionReports(owners)
+    except Unavailable as reason:
+        _say(f"osflow-sniff: eBPF unavailable ({reason}); naming processes from /proc")
+        return None
+    owners.remember_open()
+    return reports
+
+
+def capture_live(
+    run: Run, live: Live, capture: LiveCapture, sinks: list[Sink], owners: SocketOwners
+) -> int:
     options = run.options
     status = sys.stderr if sys.stderr.isatty() else None
     view = None if run.quiet else LiveView(sys.stdout, status, options.selection)
-    options.slack, options.owners = LIVE_SLACK, SocketOwners()
+    options.slack, options.owners = LIVE_SLACK, owners
     options.progress = view.progress if view else None
     pipeline = Pipeline(sinks, options)
     writer = _writer(live.write_file)
