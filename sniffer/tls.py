@@ -19,6 +19,7 @@ from .decode import ACK, FIN, RST, SYN, Segment
 from .flow import Endpoint
 from .tcp import Reassembler
 
+MASK = 0xFFFFFFFF  # sequence numbers wrap at 32 bits
 ISN = 1  # the twin's initial sequence numbers: its own, nothing to do with the packets'
 MAX_PIECE = 1 << 16  # a larger piece is fed in parts, as segments are
 
@@ -31,6 +32,7 @@ class Plaintext:
     src: Endpoint  # the end that sent them
     dst: Endpoint
     data: bytes
+    missing: int = 0  # bytes sent after `data` that could not be read (a snap length)
 
 
 Key = tuple[Endpoint, Endpoint]
@@ -61,6 +63,8 @@ class Decrypted:
         for start in range(0, len(piece.data), MAX_PIECE):
             data = piece.data[start : start + MAX_PIECE]
             self._send(piece.ts, piece.src, piece.dst, sequences, ACK, data)
+        if piece.missing:
+            self._send(piece.ts, piece.src, piece.dst, sequences, ACK, b"", piece.missing)
         return opened
 
     def packet(self, seg: Segment) -> None:
@@ -91,10 +95,12 @@ class Decrypted:
         sequences: dict[Endpoint, int],
         flags: int,
         data: bytes,
+        missing: int = 0,
     ) -> None:
         seq = sequences[src]
         if seq < 0:  # this end has ended
             return
         ack = sequences[dst] if flags & ACK and sequences[dst] >= 0 else 0
-        self.twins.feed(Segment(ts, src[0], src[1], dst[0], dst[1], seq, ack, flags, data))
-        sequences[src] = seq + len(data) + (1 if flags & (SYN | FIN) else 0)
+        segment = Segment(ts, src[0], src[1], dst[0], dst[1], seq, ack, flags, data, missing)
+        self.twins.feed(segment)
+        sequences[src] = (seq + len(data) + missing + (1 if flags & (SYN | FIN) else 0)) & MASK
