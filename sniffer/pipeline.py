@@ -109,8 +109,9 @@ class Pipeline:
 
     def plaintext(self, piece: Plaintext) -> None:
         """Bytes sent inside a TLS connection, read from its TLS library (live)."""
-        if self.decrypted.plaintext(piece):
+        if self.decrypted.plaintext(piece):  # a new one: its packets' payload is ciphertext
             self.reassembler.forget(key_of(piece.src, piece.dst))
+            self.stats.count("tls_connections")
 
     def run(self, frames: Iterable[Frame]) -> None:
         for frame in frames:

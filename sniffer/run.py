@@ -18,6 +18,7 @@ from .afpacket import CaptureUnavailable, LiveCapture
 from .atomic import OutputError
 from .decode import LINK_RAW
 from .ebpf.owners import ConnectionReports, Unavailable
+from .ebpf.plaintext import TlsReader
 from .outputs import Chosen
 from .pcapfile import CaptureError, CaptureReader, Frame, read_captures
 from .pcapwriter import PcapWriter
@@ -131,9 +132,12 @@ def run_live(run: Run, live: Live) -> int:
         raise Failure(str(error)) from None
     owners = SocketOwners()
     reports = connection_reports(owners) if live.ebpf else None
+    tls = tls_reader() if reports is not None else None  # (its reason said once, above)
     try:
-        return capture_live(run, live, capture, sinks, owners)
+        return capture_live(run, live, capture, sinks, owners, tls)
     finally:
+        if tls is not None:
+            tls.close()
         if reports is not None:
             reports.close()
 
@@ -150,8 +154,22 @@ def connection_reports(owners: SocketOwners) -> ConnectionReports | None:
     return reports
 
 
+def tls_reader() -> TlsReader | None:
+    """The plaintext of TLS connections, from libssl (eBPF uprobes); without it, one line."""
+    try:
+        return TlsReader()
+    except Unavailable as reason:
+        _say(f"osflow-sniff: TLS plaintext unavailable ({reason}); TLS connections stay unread")
+        return None
+
+
 def capture_live(
-    run: Run, live: Live, capture: LiveCapture, sinks: list[Sink], owners: SocketOwners
+    run: Run,
+    live: Live,
+    capture: LiveCapture,
+    sinks: list[Sink],
+    owners: SocketOwners,
+    tls: TlsReader | None = None,
 ) -> int:
     options = run.options
     status = sys.stderr if sys.stderr.isatty() else None
@@ -171,6 +189,9 @@ def capture_live(
     with writing(pipeline, writer):
         with stop_signals(request_stop):
             for frame in capture.read_ahead(options.owners):
+                if tls is not None:  # what the libraries handled before this packet was read
+                    for piece in tls.drain():
+                        pipeline.plaintext(piece)
                 if frame is not None:
                     if writer is not None:
                         writer.write(frame)
@@ -184,6 +205,9 @@ def capture_live(
                         f"{pipeline.stats.packets} packets, {pipeline.stats.calls} calls, "
                         f"{capture.statistics()[1]} dropped by the kernel"
                     )
+        if tls is not None:
+            for piece in tls.drain():
+                pipeline.plaintext(piece)
         stats = pipeline.finish()
         if view is not None:
             view.done()
@@ -194,6 +218,9 @@ def capture_live(
     warnings = damage(stats)
     if drops:
         warnings.insert(0, f"the kernel dropped {drops} packets (raise -B, or narrow the filter)")
+    lost = tls.lost() if tls is not None else 0
+    if lost:
+        warnings.insert(0, f"{lost} pieces of TLS plaintext were lost (the reader fell behind)")
     _say(f"{stats.packets} packets captured, {drops} dropped by the kernel")
     return report(stats, warnings + pipeline.warnings(), False)
 

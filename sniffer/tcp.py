@@ -325,8 +325,7 @@ class Reassembler:
 
     def forget(self, key: tuple[Endpoint, Endpoint]) -> None:
         """Stop following a connection, unclosed: its bytes are read elsewhere (inside TLS)."""
-        if self.connections.pop(key, None) is not None:
-            self.stats.count("tls_connections")
+        self.connections.pop(key, None)
 
     def _close(self, key: tuple[Endpoint, Endpoint], conn: Connection, ts: float) -> None:
         conn.close(ts)

@@ -10,12 +10,19 @@ the front-door hops marked as read from TLS.
 from __future__ import annotations
 
 import json
+import os
 import random
+import re
+import signal
+import subprocess
+import time
 from collections.abc import Iterator
 
-from conftest import PCAPS
+import pytest
+from conftest import PCAPS, Run
 
 from sniffer.decode import decode
+from sniffer.ebpf.plaintext import WRITTEN, Stream
 from sniffer.flow import Call
 from sniffer.outputs import Chosen
 from sniffer.pcapfile import Frame
@@ -25,6 +32,7 @@ from sniffer.run import open_capture
 from sniffer.tls import Plaintext
 
 SEED = PCAPS / "image-show.pcap"
+READ = 1 - WRITTEN
 FRONT_DOOR = 80
 
 
@@ -110,3 +118,99 @@ def test_documents_and_exports_say_which_hops_were_read_from_tls(tmp_path):
     assert "Read from inside TLS on `127.0.0.1:" in text and " → 127.0.0.1:80`" in text
     hops = [hop for line in jsonl.read_text().splitlines() for hop in json.loads(line)["hops"]]
     assert [hop["tls"] for hop in hops] == [hop["server"].endswith(":80") for hop in hops]
+
+
+def capture_lab(tmp_path, name: str, tls: bool, *options: str) -> Run:
+    """scripts/process_lab.py (the seed flow, each service a process; behind a TLS front door
+    on 443 with `tls`) captured live by `osflow-sniff -i lo`."""
+    import process_lab
+
+    out = tmp_path / name
+    sniffer = subprocess.Popen(
+        ["osflow-sniff", "-i", "lo", "-q", "-o", str(out), "--split", "none", *options]
+        + ["port 80 or port 443 or port 60999"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        notices = []
+        while not (line := sniffer.stderr.readline()).startswith("listening on"):
+            assert line, "osflow-sniff ended before it listened"
+            notices.append(line)
+        (tmp_path / f"{name}-lab").mkdir()
+        commands = process_lab.install(str(tmp_path / f"{name}-lab"), tls)
+        services = process_lab.start_services(commands, tls)
+        try:
+            process_lab.run_client(commands)
+        finally:
+            process_lab.stop_services(services)
+        time.sleep(0.5)
+        sniffer.send_signal(signal.SIGINT)
+        _, err = sniffer.communicate(timeout=60)
+    finally:
+        if sniffer.poll() is None:
+            sniffer.kill()
+            sniffer.communicate()
+    return Run(sniffer.returncode, "", "".join(notices) + err, out)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="live capture and eBPF need root")
+def test_live_the_tls_front_door_gives_the_flow_in_clear(tmp_path):
+    """The seed flow behind a TLS front door (the client on https, glance-api's token check
+    over https), captured live with eBPF reading libssl: the same calls, callers, parents and
+    diagram as its plain twin, and the documents say which hops were read from TLS."""
+    clear = capture_lab(tmp_path, "clear", False)
+    inside = capture_lab(tmp_path, "tls", True)
+    if "unavailable" in inside.stderr and not os.environ.get("OSFLOW_REQUIRE_EBPF"):
+        pytest.skip(inside.stderr.strip().splitlines()[0])
+    assert clear.exit_code == inside.exit_code == 0, inside.stderr
+    assert "tls connections: 2" in inside.stderr
+
+    def shape(run: Run) -> list[tuple]:
+        by_id = {call["id"]: call for call in run.calls()}
+        return [
+            (c["caller"], c["callee"], c["method"], c["path"], c["status"], len(c["hops"]))
+            + ((by_id[c["parent"]]["path"],) if c["parent"] else ())
+            for c in sorted(run.calls(), key=lambda call: call["numbers"][0])
+        ]
+
+    assert len(clear.calls()) == 5 and shape(inside) == shape(clear)
+    assert inside.read("diagram.md") == clear.read("diagram.md")
+    hops = [hop for call in inside.calls() for hop in call["hops"]]
+    assert [hop["tls"] for hop in hops] == [hop["server"].endswith(":443") for hop in hops]
+    assert sum(hop["tls"] for hop in hops) == 4
+    body = inside.read("body.md")
+    assert body.count('!!! info "TLS"') == 4 and '!!! info "TLS"' not in clear.read("body.md")
+    # with the TLS notes and the port aside, the pages are the plain twin's
+    unmark = re.compile(r'!!! info "TLS"\n.*\n\n')
+    assert unmark.sub("", body).replace(":443", ":80") == clear.read("body.md")
+
+
+def test_without_ebpf_a_tls_front_door_stays_unread(tmp_path):
+    """--no-ebpf: what crossed the TLS front door is not read (and not misread): only the
+    calls in clear come out."""
+    if os.geteuid() != 0:
+        pytest.skip("live capture needs root")
+    run = capture_lab(tmp_path, "no-ebpf", True, "--no-ebpf")
+    assert run.exit_code == 0
+    assert all(not hop["tls"] for call in run.calls() for hop in call["hops"])
+    assert [c["path"] for c in run.calls()] == [
+        "/v2/images/a42bfade-78ec-4c95-b7b4-272ba265072c",
+        "/v2/images/a42bfade-78ec-4c95-b7b4-272ba265072c/members",
+    ]
+
+
+def test_a_stream_takes_each_byte_once_from_whichever_report_comes_first():
+    """Both ends instrumented: the reader's report may come before the writer's, or after; each
+    range of the stream is delivered once, from the first report of it; a call's bytes the
+    library's buffer did not let us read are a hole, once."""
+    stream = Stream()
+    assert stream.take(READ, 0, b"GET / HTTP/1.1\r\n", 16, True) == (0, b"GET / HTTP/1.1\r\n", 0)
+    assert stream.take(WRITTEN, 0, b"GET / HTTP/1.1\r\n", 16, True) == (0, b"", 0)
+    assert stream.take(WRITTEN, 0, b"Host: x\r\n", 9, True) == (0, b"Host: x\r\n", 0)
+    assert stream.take(READ, 0, b"Host", 4, True) == (0, b"", 0)  # read in two parts
+    assert stream.take(READ, 0, b": x\r\n", 5, True) == (0, b"", 0)
+    assert stream.take(WRITTEN, 0, b"ab", 10, True) == (0, b"ab", 8)  # 8 bytes not readable
+    assert stream.take(READ, 0, b"abcdefghij", 10, True) == (0, b"", 0)
+    assert stream.take(READ, 0, b"klm", 3, True) == (0, b"klm", 0)
+    assert stream.delivered == stream.covered[READ] == 38 and stream.covered[WRITTEN] == 35

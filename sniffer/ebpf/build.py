@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 SOURCE = Path(__file__).with_name("connections.bpf.c")
+SOURCES = (SOURCE, Path(__file__).with_name("tls.bpf.c"))  # what `main` builds
 BTF = Path("/sys/kernel/btf/vmlinux")
 FLAGS = ("-target", "bpf", "-O2", "-g", "-Wall")
 ARCHES = {"x86_64": "x86", "aarch64": "arm64", "arm64": "arm64", "ppc64le": "powerpc"}
@@ -100,12 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--force", action="store_true", help="build even if the object exists")
     options = parser.parse_args(argv)
-    try:
-        target = build() if options.force else compiled()
-    except (BuildError, OSError) as error:
-        print(f"osflow-sniff: cannot build the eBPF object: {error}", file=sys.stderr)
-        return 1
-    print(target)
+    for source in SOURCES:
+        try:
+            target = build(source) if options.force else compiled(source)
+        except (BuildError, OSError) as error:
+            print(f"osflow-sniff: cannot build the eBPF object: {error}", file=sys.stderr)
+            return 1
+        print(target)
     return 0
 
 

@@ -9,6 +9,10 @@ from .build import BTF
 CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
 
 
+class Unavailable(Exception):
+    """eBPF cannot run here: why, in a few words."""
+
+
 def capabilities(status: str = "/proc/self/status") -> int:
     """This process's effective capabilities, as a bit set."""
     try:

@@ -18,6 +18,7 @@ from pathlib import Path
 from ..flow import Endpoint
 from ..procnet import SocketOwners
 from . import build, host
+from .host import Unavailable
 from .libbpf import BpfObject, LibbpfError, RingBuffer
 
 # struct connection of connections.bpf.c: family, ports, accepted, addresses, then its owner
@@ -29,10 +30,6 @@ CONNECTING = ("on_state",)
 # how accepted sockets are reported, best first (see connections.bpf.c); the last: not at all,
 # /proc names the accepting ends
 ACCEPTING = (("on_accept",), ("on_passive_open", "on_receive", "on_send"), ())
-
-
-class Unavailable(Exception):
-    """eBPF cannot run here: why, in a few words."""
 
 
 @dataclass(frozen=True)

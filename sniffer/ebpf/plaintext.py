@@ -1,0 +1,199 @@
+"""The plaintext of TLS connections on this host, read from OpenSSL by tls.bpf.c's uprobes.
+
+`TlsReader` attaches the uprobes to every libssl it is given (by default the ones the dynamic
+linker knows, `ldconfig -p`), and `drain` turns the pieces waiting in the ring buffer into
+`tls.Plaintext`, for the capture loop to hand the pipeline before each packet: a piece is in the
+ring before the packets that carry it are sent, so nothing of a connection comes after its FIN.
+
+Both ends of a loopback connection may be instrumented: what one end wrote, the other read, and
+the two reports of the same bytes arrive in either order (a writer's report is made when its call
+returns, by which time the reader may have read them, and even answered). So each direction is
+one stream: the writer's reports and the reader's each say where they sit in it (the bytes that
+kind of report has covered so far), and whichever report of a range comes first delivers it. An
+answer comes after the reader's report of its request (the reader reads, then answers), so the
+stream never delivers an answer before its question.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import socket
+import struct
+import subprocess
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..flow import Endpoint
+from ..recent import Recent
+from ..tls import Plaintext
+from . import build, host
+from .host import Unavailable
+from .libbpf import BpfObject, LibbpfError, RingBuffer, library
+
+SOURCE = Path(__file__).with_name("tls.bpf.c")
+PIECE_HEADER = struct.Struct("<QIIIIB7xHHHH16s16s")  # struct piece, up to its data
+PIECE, PIECES = 8192, 8  # as tls.bpf.c
+WRITTEN = 0
+AF_INET6 = 10
+# (program, function, on return): each entry and return of the four calls that move bytes
+PROBES = [
+    (f"{kind}{ex}_{edge}", f"SSL_{kind}{ex}", edge == "leave")
+    for kind in ("write", "read")
+    for ex in ("", "_ex")
+    for edge in ("enter", "leave")
+]
+TIES = ("on_send", "on_receive")
+
+
+class UprobeOptions(ctypes.Structure):
+    """libbpf 1.1's struct bpf_uprobe_opts."""
+
+    _fields_ = [
+        ("sz", ctypes.c_size_t),
+        ("ref_ctr_offset", ctypes.c_size_t),
+        ("bpf_cookie", ctypes.c_uint64),
+        ("retprobe", ctypes.c_bool),
+        ("func_name", ctypes.c_char_p),
+    ]
+
+
+def libraries() -> list[str]:
+    """The libssl files the dynamic linker knows, each file once."""
+    try:
+        listing = subprocess.run(
+            ["ldconfig", "-p"], capture_output=True, text=True, check=False
+        ).stdout
+    except OSError:
+        listing = ""
+    found: dict[str, str] = {}
+    for line in listing.splitlines():
+        name, _, path = line.strip().partition(" => ")
+        if name.startswith(("libssl.so.3", "libssl.so.1.1")) and Path(path).exists():
+            found.setdefault(str(Path(path).resolve()), path)
+    return list(found)
+
+
+def _endpoint(family: int, raw: bytes, port: int) -> Endpoint:
+    if family == AF_INET6:
+        host = socket.inet_ntop(socket.AF_INET6, raw)
+        return (host[7:] if host.startswith("::ffff:") else host), port
+    return socket.inet_ntop(socket.AF_INET, raw[:4]), port
+
+
+@dataclass
+class Stream:
+    """One direction of a TLS connection: how far its bytes were delivered, and how far each
+    kind of report (written, read) has covered them."""
+
+    delivered: int = 0
+    covered: dict[int, int] = field(default_factory=lambda: {0: 0, 1: 0})
+
+    def take(
+        self, kind: int, offset: int, data: bytes, total: int, last: bool
+    ) -> tuple[int, bytes, int]:
+        """A report's piece (at `offset` in its call of `total` bytes): (bytes missing before
+        what is new, the new bytes, bytes missing after them)."""
+        start = self.covered[kind] + offset
+        end = start + len(data)
+        if last:
+            self.covered[kind] += total
+        before = max(start - self.delivered, 0)
+        new = data[max(self.delivered - start, 0) :]
+        self.delivered = max(self.delivered, end)
+        after = 0
+        if last and self.covered[kind] > self.delivered:  # the call's bytes it could not read
+            after = self.covered[kind] - self.delivered
+            self.delivered = self.covered[kind]
+        return before, new, after
+
+
+class TlsReader:
+    """The uprobes attached, the pieces they report turned into plaintext; `Unavailable` says
+    why they cannot be."""
+
+    def __init__(self, paths: Iterable[str] | None = None) -> None:
+        reason = host.unavailable()
+        if reason is not None:
+            raise Unavailable(reason)
+        paths = list(paths) if paths is not None else libraries()
+        if not paths:
+            raise Unavailable("no libssl found (ldconfig -p)")
+        try:
+            self.object = BpfObject(build.compiled(SOURCE), attach=False)
+        except (build.BuildError, LibbpfError, OSError) as error:
+            raise Unavailable(str(error)) from None
+        try:
+            for name in TIES:
+                self.object.keep(library().bpf_program__attach(self.object.program(name)), name)
+            for path in paths:
+                self._attach(path)
+            self.ring = RingBuffer(self.object.map_fd("pieces"), self._piece)
+        except LibbpfError as error:
+            self.object.close()
+            raise Unavailable(str(error)) from None
+        self.waiting: list[Plaintext] = []
+        self.streams: Recent[tuple[Endpoint, Endpoint], Stream] = Recent()
+        self.clock = time.time() - time.monotonic()  # ktime (CLOCK_MONOTONIC) -> the epoch
+
+    def _attach(self, path: str) -> None:
+        lib = library()
+        attach = lib.bpf_program__attach_uprobe_opts
+        attach.restype = ctypes.c_void_p
+        attach.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_int,
+            ctypes.c_char_p,
+            ctypes.c_size_t,
+            ctypes.POINTER(UprobeOptions),
+        ]
+        for program, function, returning in PROBES:
+            options = UprobeOptions(
+                ctypes.sizeof(UprobeOptions), 0, 0, returning, function.encode()
+            )
+            link = attach(self.object.program(program), -1, path.encode(), 0, options)
+            self.object.keep(link, f"{function} in {path}")
+
+    def _piece(self, record: bytes) -> None:
+        fields = PIECE_HEADER.unpack_from(record)
+        ktime, _pid, size, total, offset, direction = fields[:6]
+        family, local_port, remote_port, _, local_raw, remote_raw = fields[6:]
+        local = _endpoint(family, local_raw, local_port)
+        remote = _endpoint(family, remote_raw, remote_port)
+        src, dst = (local, remote) if direction == WRITTEN else (remote, local)
+        stream = self.streams.get((src, dst))
+        if stream is None:
+            stream = Stream()
+            self.streams.remember((src, dst), stream)
+        data = record[PIECE_HEADER.size : PIECE_HEADER.size + size]
+        last = size == 0 or offset + size >= min(total, PIECE * PIECES)
+        before, new, after = stream.take(direction, offset, data, total, last)
+        ts = ktime / 1e9 + self.clock
+        if before:
+            self.waiting.append(Plaintext(ts, src, dst, b"", before))
+        if new or after:
+            self.waiting.append(Plaintext(ts, src, dst, new, after))
+
+    def drain(self) -> list[Plaintext]:
+        """The plaintext reported since the last call, in the order it was reported."""
+        self.ring.consume()
+        pieces, self.waiting = self.waiting, []
+        return pieces
+
+    def lost(self) -> int:
+        """Pieces the ring buffer had no room for (summed over the CPUs)."""
+        lib = library()
+        lookup = lib.bpf_map_lookup_elem
+        lookup.restype = ctypes.c_int
+        lookup.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+        lib.libbpf_num_possible_cpus.restype = ctypes.c_int
+        counts = (ctypes.c_uint64 * max(lib.libbpf_num_possible_cpus(), 1))()
+        key = ctypes.c_uint32(0)
+        if lookup(self.object.map_fd("lost"), ctypes.byref(key), counts):
+            return 0
+        return sum(counts)
+
+    def close(self) -> None:
+        self.ring.close()
+        self.object.close()
