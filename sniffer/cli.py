@@ -127,7 +127,17 @@ def _given(output_files: dict[str, str | None]) -> dict[str, str]:
     "--no-ebpf",
     is_flag=True,
     help="Live: name the processes behind connections from /proc only, without loading the "
-    "eBPF program that reports who opens each one.",
+    "eBPF program that reports who opens each one, nor reading TLS connections' plaintext.",
+)
+@click.option(
+    "--tls-library",
+    "tls_libraries",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    metavar="PATH",
+    help="Live: read TLS plaintext from this libssl (repeatable; default: those `ldconfig -p` "
+    "lists). In a container, the host's, e.g. /host/usr/lib/x86_64-linux-gnu/libssl.so.3 "
+    "with -v /:/host:ro.",
 )
 @click.option(
     "-B",
@@ -251,6 +261,7 @@ def main(
     count: int | None,
     duration: float | None,
     no_ebpf: bool,
+    tls_libraries: tuple[str, ...],
     buffer_mib: int,
     max_body: str,
     max_wait: float,
@@ -304,6 +315,7 @@ def main(
             assert interface is not None  # (one of -r and -i: checked above)
             live = Live(interface, " ".join(expression) or None, buffer_mib << 20, write_file)
             live.calls, live.seconds, live.ebpf = count, duration, not no_ebpf
+            live.tls_libraries = tls_libraries
             code = run_live(run, live)
     except (Failure, ServicesFileError, IgnoreFileError) as error:
         raise click.ClickException(str(error)) from None

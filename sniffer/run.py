@@ -112,6 +112,7 @@ class Live:
     calls: int | None = None
     seconds: float | None = None
     ebpf: bool = True  # the kernel reports who opens each connection (else /proc alone)
+    tls_libraries: tuple[str, ...] = ()  # where TLS plaintext is read (none given: ldconfig's)
     requested: bool = False  # the user asked to stop
 
     def reached(self, stats: Stats, elapsed: float) -> bool:
@@ -132,7 +133,7 @@ def run_live(run: Run, live: Live) -> int:
         raise Failure(str(error)) from None
     owners = SocketOwners()
     reports = connection_reports(owners) if live.ebpf else None
-    tls = tls_reader() if reports is not None else None  # (its reason said once, above)
+    tls = tls_reader(live.tls_libraries) if reports is not None else None  # (said once, above)
     try:
         return capture_live(run, live, capture, sinks, owners, tls)
     finally:
@@ -154,10 +155,10 @@ def connection_reports(owners: SocketOwners) -> ConnectionReports | None:
     return reports
 
 
-def tls_reader() -> TlsReader | None:
+def tls_reader(libraries: tuple[str, ...] = ()) -> TlsReader | None:
     """The plaintext of TLS connections, from libssl (eBPF uprobes); without it, one line."""
     try:
-        return TlsReader()
+        return TlsReader(libraries or None)
     except Unavailable as reason:
         _say(f"osflow-sniff: TLS plaintext unavailable ({reason}); TLS connections stay unread")
         return None

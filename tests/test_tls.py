@@ -22,6 +22,7 @@ import pytest
 from conftest import PCAPS, Run
 
 from sniffer.decode import decode
+from sniffer.ebpf import plaintext
 from sniffer.ebpf.plaintext import WRITTEN, Stream
 from sniffer.flow import Call
 from sniffer.outputs import Chosen
@@ -214,3 +215,22 @@ def test_a_stream_takes_each_byte_once_from_whichever_report_comes_first():
     assert stream.take(READ, 0, b"abcdefghij", 10, True) == (0, b"", 0)
     assert stream.take(READ, 0, b"klm", 3, True) == (0, b"klm", 0)
     assert stream.delivered == stream.covered[READ] == 38 and stream.covered[WRITTEN] == 35
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="live capture and eBPF need root")
+def test_the_library_to_read_can_be_named(tmp_path):
+    """--tls-library names the libssl to read (a container names the host's); one that is no
+    libssl gets one notice line, and the capture goes on without TLS."""
+    libraries = plaintext.libraries()
+    if not libraries:
+        pytest.skip("no libssl here")
+    named = capture_lab(tmp_path, "named", True, "--tls-library", libraries[0])
+    if "unavailable" in named.stderr and not os.environ.get("OSFLOW_REQUIRE_EBPF"):
+        pytest.skip(named.stderr.strip().splitlines()[0])
+    assert named.exit_code == 0 and "tls connections: 2" in named.stderr
+    wrong = tmp_path / "not-a-library"
+    wrong.write_text("no ELF here\n")
+    unread = capture_lab(tmp_path, "wrong", True, "--tls-library", str(wrong))
+    notices = [line for line in unread.stderr.splitlines() if "TLS plaintext unavailable" in line]
+    assert unread.exit_code == 0 and len(notices) == 1 and str(wrong) in notices[0]
+    assert "tls connections" not in unread.stderr and len(unread.calls()) == 2
