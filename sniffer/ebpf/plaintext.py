@@ -44,6 +44,13 @@ PROBES = [
     for ex in ("", "_ex")
     for edge in ("enter", "leave")
 ]
+# the handshake (whichever call makes it) ties the socket; SSL_free unties it
+PROBES += [
+    (f"handshake_{edge}", function, edge == "leave")
+    for function in ("SSL_do_handshake", "SSL_connect", "SSL_accept")
+    for edge in ("enter", "leave")
+]
+PROBES.append(("free_enter", "SSL_free", False))
 TIES = ("on_send", "on_receive")
 
 

@@ -5,8 +5,9 @@
  * it) report the bytes each call wrote or read, with the connection's two ends. plaintext.py
  * attaches them and reads the reports from a ring buffer.
  *
- * Which connection: a call's SSL object is tied to its socket by the socket's first send or
- * receive inside an SSL call of the same thread (the sock_send_length and sock_recv_length
+ * Which connection: a call's SSL object (of its process: forked processes have theirs at the same
+ * addresses) is tied to its socket by the socket's first send or receive inside an SSL call of
+ * the same thread (the sock_send_length and sock_recv_length
  * tracepoints fire in the caller's context, inside the write() or read() the library makes); a
  * read served from the library's buffer uses the tie made before.
  *
@@ -27,7 +28,7 @@
 #define PIECE 8192
 #define PIECES 8
 
-enum direction { WRITTEN = 0, READ = 1 };
+enum direction { WRITTEN = 0, READ = 1, HANDSHAKE = 2 /* no bytes to report: ties only */ };
 
 /* an SSL call in progress on a thread */
 struct call {
@@ -71,12 +72,25 @@ struct {
 	__type(value, struct call);
 } calls SEC(".maps");
 
+/* an SSL object of a process (forked processes have theirs at the same addresses) */
+struct object {
+	__u64 ssl;
+	__u64 pid;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
-	__type(key, __u64); /* SSL object */
+	__type(key, struct object);
 	__type(value, struct ends);
 } sockets SEC(".maps");
+
+static __always_inline struct object object_of(__u64 ssl)
+{
+	struct object object = { .ssl = ssl, .pid = bpf_get_current_pid_tgid() >> 32 };
+
+	return object;
+}
 
 /* pieces the ring buffer had no room for: the reader warns of them */
 struct {
@@ -152,11 +166,13 @@ static __always_inline int leave(__u64 total)
 {
 	__u64 thread = bpf_get_current_pid_tgid();
 	struct call *call = bpf_map_lookup_elem(&calls, &thread);
+	struct object object;
 	struct ends *ends;
 
 	if (!call)
 		return 0;
-	ends = bpf_map_lookup_elem(&sockets, &call->ssl);
+	object = object_of(call->ssl);
+	ends = bpf_map_lookup_elem(&sockets, &object);
 	if (ends && total > 0 && total <= 0x7fffffff)
 		report(call, ends, total);
 	bpf_map_delete_elem(&calls, &thread);
@@ -223,11 +239,35 @@ int BPF_KRETPROBE(read_ex_leave, int ok)
 	return leave_ex(ok);
 }
 
+/* The handshake ties the socket too: the first request may come with it, read ahead into the
+ * library's buffer, and an SSL object may sit where a freed one sat, its tie stale. */
+SEC("uprobe")
+int BPF_KPROBE(handshake_enter, void *ssl)
+{
+	return enter(ssl, NULL, NULL, HANDSHAKE);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(handshake_leave, int ok)
+{
+	return leave(0);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(free_enter, void *ssl)
+{
+	struct object object = object_of((__u64)ssl);
+
+	bpf_map_delete_elem(&sockets, &object);
+	return 0;
+}
+
 /* A socket used inside an SSL call of this thread: that call's SSL object speaks through it. */
 static __always_inline void tie(struct sock *sk)
 {
 	__u64 thread = bpf_get_current_pid_tgid();
 	struct call *call = bpf_map_lookup_elem(&calls, &thread);
+	struct object object;
 	struct ends ends = {};
 
 	if (!call || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
@@ -242,7 +282,8 @@ static __always_inline void tie(struct sock *sk)
 		bpf_core_read(ends.local_addr, 4, &sk->__sk_common.skc_rcv_saddr);
 		bpf_core_read(ends.remote_addr, 4, &sk->__sk_common.skc_daddr);
 	}
-	bpf_map_update_elem(&sockets, &call->ssl, &ends, BPF_ANY);
+	object = object_of(call->ssl);
+	bpf_map_update_elem(&sockets, &object, &ends, BPF_ANY);
 }
 
 SEC("raw_tp/sock_send_length")
