@@ -44,6 +44,7 @@ MAX_FILLER = 64 << 20  # largest gap inside a sized body that is bridged rather 
 HUNT_KEEP = 4096  # bytes kept while hunting, so a start line split across segments is found
 REQUEST_START = re.compile(rb"(?:^|\n)([A-Z][A-Z_-]{1,19} [!-~]+ HTTP/1\.[01]\r?\n)")
 RESPONSE_START = re.compile(rb"(?:^|\n)(HTTP/1\.[01] [1-5]\d\d[ \r\n])")
+TLS_HANDSHAKE = b"\x16\x03"  # a TLS record of the handshake: a ClientHello opens the stream
 ID_HEADER = "x-requestshook-request-id"
 
 
@@ -199,6 +200,7 @@ class HttpConnection:
         self.max_body = max_body
         self.client_side = info.client_side
         self.http = True
+        self.encrypted = False  # not HTTP: TLS (its plaintext unread, unless read elsewhere)
         self.requests: _Direction[RequestHead] = _Direction()
         self.responses: _Direction[ResponseStart] = _Direction()
         # without the handshake, the capture may begin mid-message: hunt for a message start
@@ -287,7 +289,7 @@ class HttpConnection:
                 if not payload:
                     return
             elif not self.started and not _looks_like(REQUEST_START, payload):
-                self._not_http()
+                self._not_http(payload)
                 return
             direction.parser = Framer(True, MAX_HEAD)
         if direction.start is None:
@@ -295,9 +297,10 @@ class HttpConnection:
         direction.parser.receive(payload)
         self._drain(direction, ts, seq, len(payload))
 
-    def _not_http(self) -> None:
+    def _not_http(self, payload: bytes = b"") -> None:
         self.http = False
-        self.stats.count("non_http_streams")
+        self.encrypted = payload[:2] == TLS_HANDSHAKE  # a TLS client's first record
+        self.stats.count("encrypted_streams" if self.encrypted else "non_http_streams")
 
     def _hunt(
         self, direction: _AnyDirection, pattern: re.Pattern[bytes], payload: bytes, seq: int

@@ -110,7 +110,9 @@ class Pipeline:
     def plaintext(self, piece: Plaintext) -> None:
         """Bytes sent inside a TLS connection, read from its TLS library (live)."""
         if self.decrypted.plaintext(piece):  # a new one: its packets' payload is ciphertext
-            self.reassembler.forget(key_of(piece.src, piece.dst))
+            handler = self.reassembler.forget(key_of(piece.src, piece.dst))
+            if isinstance(handler, HttpConnection) and handler.encrypted:
+                self.stats.count("encrypted_streams", -1)  # (taken for unread: it is read now)
             self.stats.count("tls_connections")
 
     def run(self, frames: Iterable[Frame]) -> None:

@@ -315,8 +315,10 @@ def explain(stats: Stats) -> str | None:
         return "no packets in the input"
     if not stats.connections:
         return "no TCP connections carrying data in the input"
-    if stats.non_http_streams == stats.connections:
-        return "no HTTP/1.1 found: every TCP connection carried something else (TLS?)"
+    if stats.encrypted_streams == stats.connections:
+        return "no HTTP/1.1 found: every TCP connection was TLS, and its plaintext not read"
+    if stats.non_http_streams + stats.encrypted_streams == stats.connections:
+        return "no HTTP/1.1 found: every TCP connection carried something else"
     return "no complete HTTP/1.1 request found"
 
 

@@ -37,6 +37,7 @@ class Stats:
     incomplete_calls: int = 0
     overdue_calls: int = 0  # unanswered after --max-wait: numbered without waiting for the answer
     tls_connections: int = 0  # read from inside TLS: the plaintext from the TLS library
+    encrypted_streams: int = 0  # TLS whose plaintext was not read (no eBPF, or not OpenSSL)
 
     def count(self, name: str, n: int = 1) -> None:
         setattr(self, name, getattr(self, name) + n)

@@ -323,9 +323,11 @@ class Reassembler:
         self.stats.count("connections")
         return conn
 
-    def forget(self, key: tuple[Endpoint, Endpoint]) -> None:
-        """Stop following a connection, unclosed: its bytes are read elsewhere (inside TLS)."""
-        self.connections.pop(key, None)
+    def forget(self, key: tuple[Endpoint, Endpoint]) -> StreamHandler | None:
+        """Stop following a connection, unclosed: its bytes are read elsewhere (inside TLS).
+        Its handler, if it had one."""
+        conn = self.connections.pop(key, None)
+        return conn.handler if conn is not None else None
 
     def _close(self, key: tuple[Endpoint, Endpoint], conn: Connection, ts: float) -> None:
         conn.close(ts)

@@ -165,7 +165,7 @@ def test_live_the_tls_front_door_gives_the_flow_in_clear(tmp_path):
     if "unavailable" in inside.stderr and not os.environ.get("OSFLOW_REQUIRE_EBPF"):
         pytest.skip(inside.stderr.strip().splitlines()[0])
     assert clear.exit_code == inside.exit_code == 0, inside.stderr
-    assert "tls connections: 2" in inside.stderr
+    assert "tls connections: 2" in inside.stderr and "encrypted" not in inside.stderr
 
     def shape(run: Run) -> list[tuple]:
         by_id = {call["id"]: call for call in run.calls()}
@@ -189,11 +189,11 @@ def test_live_the_tls_front_door_gives_the_flow_in_clear(tmp_path):
 
 def test_without_ebpf_a_tls_front_door_stays_unread(tmp_path):
     """--no-ebpf: what crossed the TLS front door is not read (and not misread): only the
-    calls in clear come out."""
+    calls in clear come out, and the summary counts the encrypted streams left unread."""
     if os.geteuid() != 0:
         pytest.skip("live capture needs root")
     run = capture_lab(tmp_path, "no-ebpf", True, "--no-ebpf")
-    assert run.exit_code == 0
+    assert run.exit_code == 0 and "(encrypted streams: 2)" in run.stderr
     assert all(not hop["tls"] for call in run.calls() for hop in call["hops"])
     assert [c["path"] for c in run.calls()] == [
         "/v2/images/a42bfade-78ec-4c95-b7b4-272ba265072c",
