@@ -65,16 +65,26 @@ def body_for(n: int) -> bytes:
     return (document[:-2] + "]" + " " * max(0, size - len(document)) + "}").encode()
 
 
-def serve(ready, respond=None) -> None:
-    """A loopback HTTP/1.1 server on PORT; `respond(head lines, body)` makes each response."""
+def serve(ready, respond=None, wrap=None) -> None:
+    """A loopback HTTP/1.1 server on PORT; `respond(head lines, body)` makes each response;
+    `wrap(socket)` (TLS, say) takes each connection first."""
     listener = socket.create_server(("127.0.0.1", PORT), reuse_port=True, backlog=64)
     ready.set()
     while True:
         conn, _ = listener.accept()
-        threading.Thread(target=answer, args=(conn, respond or response), daemon=True).start()
+        threading.Thread(target=answer, args=(conn, respond or response, wrap), daemon=True).start()
 
 
-def answer(conn: socket.socket, respond) -> None:
+def answer(conn: socket.socket, respond, wrap=None) -> None:
+    if wrap is not None:
+        try:
+            conn = wrap(conn)
+        except OSError:
+            return
+    serve_connection(conn, respond)
+
+
+def serve_connection(conn: socket.socket, respond) -> None:
     stream = conn.makefile("rb")
     while True:
         head = []
