@@ -62,7 +62,7 @@ class LiveCapture:
                 "live capture needs root or the CAP_NET_RAW capability (try sudo)"
             ) from None
         try:
-            bpf.attach(self.sock, code)  # before bind: no unfiltered packet slips in
+            bpf.attach(self.sock, code)  # (what came before it is discarded, below)
             try:  # past rmem_max, which needs CAP_NET_ADMIN
                 self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, buffer)
             except PermissionError:
@@ -74,7 +74,7 @@ class LiveCapture:
             self.sock.close()
             reason = "no such interface" if error.errno == 19 else error.strerror
             raise CaptureUnavailable(f"{interface}: {reason}") from None
-        self._read_statistics()  # discard what arrived before the filter took effect
+        self._discard_unfiltered()
         self.sock.settimeout(poll)
         self.stopped = self.closed = False
         self.drain_until: float | None = None
@@ -86,6 +86,17 @@ class LiveCapture:
         if drain and not self.stopped:
             self.drain_until = time.time()
         self.stopped = True
+
+    def _discard_unfiltered(self) -> None:
+        """A packet socket receives from its creation: what it queued before the filter was in
+        place is anything at all (another port's traffic). The capture starts now."""
+        self.sock.setblocking(False)
+        try:
+            while True:
+                self.sock.recv(1)
+        except (BlockingIOError, InterruptedError):
+            pass
+        self._read_statistics()  # (and counts nothing of it)
 
     def _read_statistics(self) -> tuple[int, int]:
         """The kernel's (packets, drops) since the last read; reading resets them."""

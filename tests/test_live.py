@@ -189,3 +189,31 @@ def test_packets_queued_when_stopped_are_read_not_dropped():
     assert all(b"queued %02d" % n in captured for n in range(20))
     assert b"after stop" not in captured
     assert live.closed
+
+
+def test_nothing_from_before_the_filter_is_captured(monkeypatch):
+    """A packet socket receives from the moment it exists, before its filter is attached: what
+    it queued then (another port's traffic) is discarded, not captured."""
+    from sniffer import afpacket
+
+    attach = afpacket.bpf.attach
+
+    def slow_attach(sock, code):  # traffic on another port while the filter is not in place
+        with socket.create_server(("127.0.0.1", 18998)) as server:
+            client = socket.create_connection(("127.0.0.1", 18998))
+            peer, _ = server.accept()
+            client.sendall(b"before the filter")
+            time.sleep(0.1)
+            client.close()
+            peer.close()
+        attach(sock, code)
+
+    monkeypatch.setattr(afpacket.bpf, "attach", slow_attach)
+    live = afpacket.LiveCapture("lo", "tcp and port 18999", poll=0.1)
+    frames = []
+    for frame in live.frames():  # what is queued, until a poll passes without a packet
+        if frame is None:
+            break
+        frames.append(frame)
+    live.stop()
+    assert frames == []
