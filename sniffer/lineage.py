@@ -28,9 +28,10 @@ Without any of these:
    work, though, when the token's owner made the call that began it: nova-compute binding a
    port with the token of the user whose `POST /servers` it serves was handed that token with
    the work;
-3. else the service whose work the operation is (`work` in data/openstack.toml: placement
-   claims are nova-scheduler's, port binding nova-compute's), or whose work an earlier request
-   on the same connection was (nova-compute's port listing after its port update);
+3. else, for a request that carries a global request id (services send one with all they do),
+   the service whose work the operation is (`work` in data/openstack.toml: placement claims are
+   nova-scheduler's, port binding nova-compute's), or whose work an earlier request on the same
+   connection was (nova-compute's port listing after its port update);
 4. else, when exactly one call is in progress, containment is unambiguous: it is the parent and
    its callee the caller;
 5. else the User-Agent's first product is the caller, unless it names a client library
@@ -65,9 +66,14 @@ class Known:
         self.connections.remember((head.client, head.server), caller)
 
     def work(self, head: RequestHead, services: ServiceMap, callee: str | None) -> str | None:
-        """The service whose work this request, or an earlier one on its connection, is."""
+        """The service whose work this request, or an earlier one on its connection, is. Only
+        a request that carries a global request id is a service's work: services send one with
+        all they do (a request's, or their periodic task's); the CLI and a proxy in its name
+        do not."""
         connection = (head.client, head.server)
-        owner = callee and services.work_owner(callee, head.method, head.target)
+        owner = None
+        if callee and head.header("x-openstack-request-id"):
+            owner = services.work_owner(callee, head.method, head.target)
         if owner:
             self.works.remember(connection, owner)
             return owner

@@ -162,16 +162,19 @@ def test_a_client_library_never_names_the_caller(agent, caller):
     assert resolve(head(2.0, ("User-Agent", agent)), busy) == (caller, None)
 
 
-def port_update(ts: float, *headers: tuple[str, str]) -> RequestHead:
-    """nova-compute binding a port, by python-neutronclient, with the user's token."""
-    headers = (("User-Agent", "python-neutronclient"), *headers)
+def port_update(ts: float, *headers: tuple[str, str], request_id: str = "req-0") -> RequestHead:
+    """nova-compute binding a port, by python-neutronclient, for the work of a request (whose
+    global request id it carries)."""
+    agent = ("User-Agent", "python-neutronclient")
+    headers = (agent, ("X-OpenStack-Request-ID", request_id), *headers)
     return RequestHead(CLIENT, SERVER, "PUT", "/networking/v2.0/ports/p1", "1.1", headers, ts)
 
 
 def test_the_service_whose_work_it_is_when_nothing_else_names_the_caller():
     """Placement claims are nova-scheduler's, port binding nova-compute's (data/openstack.toml
     `work`): the caller of a request no key, token or connection names. Not before the keys,
-    nor for a callee whose work it is not, nor without the callee."""
+    nor for a callee whose work it is not, nor without the callee, nor for a request that
+    carries no global request id (the CLI's, or a proxy's in its name)."""
     assert lineage.resolve(port_update(2.0), [], SERVICES, callee="neutron-server") == (
         "nova-compute",
         None,
@@ -180,20 +183,25 @@ def test_the_service_whose_work_it_is_when_nothing_else_names_the_caller():
         "127.0.0.1:40000"
     )
     assert lineage.resolve(port_update(2.0), [], SERVICES)[0] == "127.0.0.1:40000"
+    unsent = RequestHead(CLIENT, SERVER, "PUT", "/v2.0/ports/p1", "1.1", (), 2.0)
+    assert lineage.resolve(unsent, [], SERVICES, callee="neutron-server")[0] == "127.0.0.1:40000"
     claim = RequestHead(
         CLIENT,
         SERVER,
         "PUT",
         "/placement/allocations/5b9c?x=1",
         "1.1",
-        (("User-Agent", "keystoneauth1/5.0.0 python-requests/2.28.1"),),
+        (
+            ("User-Agent", "keystoneauth1/5.0.0 python-requests/2.28.1"),
+            ("X-OpenStack-Request-ID", "req-0"),
+        ),
         2.0,
     )
     assert lineage.resolve(claim, [], SERVICES, callee="placement-api")[0] == "nova-scheduler"
     serving = served(
         "nova-api", 1.0, 9.0, response=[("x-openstack-request-id", "req-1")]
     )  # a call in progress whose global id the request carries: the keys come first
-    linked = port_update(2.0, ("X-OpenStack-Request-ID", "req-1"))
+    linked = port_update(2.0, request_id="req-1")
     assert lineage.resolve(
         linked, [lineage.Candidate.of(serving)], SERVICES, callee="neutron-server"
     ) == ("nova-api", serving)
