@@ -22,7 +22,7 @@ import pytest
 from conftest import PCAPS, Run
 
 from sniffer.decode import decode
-from sniffer.ebpf import plaintext
+from sniffer.ebpf import host, plaintext
 from sniffer.ebpf.plaintext import WRITTEN, Stream
 from sniffer.flow import Call
 from sniffer.outputs import Chosen
@@ -121,14 +121,14 @@ def test_documents_and_exports_say_which_hops_were_read_from_tls(tmp_path):
     assert [hop["tls"] for hop in hops] == [hop["server"].endswith(":80") for hop in hops]
 
 
-def capture_lab(tmp_path, name: str, tls: bool, *options: str) -> Run:
+def capture_lab(tmp_path, name: str, tls: bool, *options: str, wrapper: tuple = ()) -> Run:
     """scripts/process_lab.py (the seed flow, each service a process; behind a TLS front door
-    on 443 with `tls`) captured live by `osflow-sniff -i lo`."""
+    on 443 with `tls`) captured live by `osflow-sniff -i lo` (run by `wrapper`, if any)."""
     import process_lab
 
     out = tmp_path / name
     sniffer = subprocess.Popen(
-        ["osflow-sniff", "-i", "lo", "-q", "-o", str(out), "--split", "none", *options]
+        [*wrapper, "osflow-sniff", "-i", "lo", "-q", "-o", str(out), "--split", "none", *options]
         + ["port 80 or port 443 or port 60999"],
         stderr=subprocess.PIPE,
         text=True,
@@ -234,3 +234,25 @@ def test_the_library_to_read_can_be_named(tmp_path):
     notices = [line for line in unread.stderr.splitlines() if "TLS plaintext unavailable" in line]
     assert unread.exit_code == 0 and len(notices) == 1 and str(wrong) in notices[0]
     assert "tls connections" not in unread.stderr and len(unread.calls()) == 2
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="live capture and eBPF need root")
+@pytest.mark.skipif(host.kernel() < (6, 16), reason="CAP_PERFMON attaches uprobes before 6.16")
+def test_without_cap_sys_admin_tls_is_left_unread_saying_why(tmp_path):
+    """Since Linux 6.16 uprobes need CAP_SYS_ADMIN: with CAP_BPF and CAP_PERFMON only, the
+    kernel still names the processes, and one line says why TLS is not read."""
+    wrapper = ("setpriv", "--bounding-set=-sys_admin", "--inh-caps=-all")
+    run = capture_lab(tmp_path, "no-sys-admin", True, wrapper=wrapper)
+    if "eBPF unavailable" in run.stderr and not os.environ.get("OSFLOW_REQUIRE_EBPF"):
+        pytest.skip(run.stderr.strip().splitlines()[0])
+    notices = [line for line in run.stderr.splitlines() if "unavailable" in line]
+    assert notices == [
+        "osflow-sniff: TLS plaintext unavailable (reading TLS needs CAP_SYS_ADMIN on Linux 6.16 "
+        "and later (uprobes)); TLS connections stay unread"
+    ]
+    assert run.exit_code == 0 and "(encrypted streams: 2)" in run.stderr
+    # the kernel names the client of the direct call; the front door's hop is the front door's
+    # (a front door names nothing: its address), as without eBPF
+    proxied, direct = sorted(run.calls(), key=lambda call: call["numbers"][0])
+    assert direct["caller"] == "openstack"
+    assert proxied["caller"] == proxied["hops"][0]["client"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import platform
+import re
 from pathlib import Path
 
 from .build import BTF
@@ -23,6 +25,20 @@ def capabilities(status: str = "/proc/self/status") -> int:
     except (OSError, ValueError, IndexError):
         pass
     return 0
+
+
+def kernel(release: str | None = None) -> tuple[int, int]:
+    """The running kernel's (major, minor) version."""
+    numbers = re.match(r"(\d+)\.(\d+)", release or platform.release())
+    return (int(numbers[1]), int(numbers[2])) if numbers else (0, 0)
+
+
+def uprobes_unavailable(release: str | None = None) -> str | None:
+    """Why this process cannot attach uprobes though it may load eBPF: since Linux 6.16 they
+    need CAP_SYS_ADMIN again, CAP_PERFMON no longer being enough."""
+    if kernel(release) >= (6, 16) and not capabilities() >> CAP_SYS_ADMIN & 1:
+        return "reading TLS needs CAP_SYS_ADMIN on Linux 6.16 and later (uprobes)"
+    return None
 
 
 def unavailable(btf: Path = BTF) -> str | None:

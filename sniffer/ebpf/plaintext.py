@@ -121,7 +121,7 @@ class TlsReader:
     why they cannot be."""
 
     def __init__(self, paths: Iterable[str] | None = None) -> None:
-        reason = host.unavailable()
+        reason = host.unavailable() or host.uprobes_unavailable()
         if reason is not None:
             raise Unavailable(reason)
         paths = list(paths) if paths is not None else libraries()
