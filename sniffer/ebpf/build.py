@@ -49,6 +49,8 @@ def _arch_flag() -> str:
 def object_path(source: Path = SOURCE) -> Path:
     """Where the object built from `source` (as it is now) is kept."""
     digest = hashlib.sha256(source.read_bytes())
+    for header in sorted(source.parent.glob("*.h")):  # what it may include (ends.h)
+        digest.update(header.read_bytes())
     digest.update(" ".join(FLAGS).encode())
     stem = source.name.removesuffix(".bpf.c")
     return cache_directory() / f"{stem}-{digest.hexdigest()[:16]}.bpf.o"

@@ -24,9 +24,8 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
+#include "ends.h"
 
-#define AF_INET 2
-#define AF_INET6 10
 #define COMM_SIZE 16
 #define ARGV_SIZE 512 /* the command line's first bytes: enough to name a service, title a page */
 
@@ -39,13 +38,9 @@ struct owner {
 
 /* One report; owners.py unpacks this layout (REPORT there). */
 struct connection {
-	__u16 family;
-	__u16 local_port;
-	__u16 remote_port;
+	struct ends ends;
 	__u8 accepted; /* 1: the accepting end, 0: the connecting end */
-	__u8 unused;
-	__u8 local_addr[16]; /* IPv4: the first 4 bytes */
-	__u8 remote_addr[16];
+	__u8 unused[3];
 	struct owner owner;
 };
 
@@ -103,17 +98,8 @@ static __always_inline void report(struct sock *sk, const struct owner *owner, _
 	if (!report)
 		return; /* the reader fell behind: /proc names this one, if it can */
 	__builtin_memset(report, 0, offsetof(struct connection, owner));
-	report->family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	report->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
-	report->remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	read_ends(sk, &report->ends);
 	report->accepted = accepted;
-	if (report->family == AF_INET6) {
-		bpf_core_read(report->local_addr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
-		bpf_core_read(report->remote_addr, 16, &sk->__sk_common.skc_v6_daddr);
-	} else {
-		bpf_core_read(report->local_addr, 4, &sk->__sk_common.skc_rcv_saddr);
-		bpf_core_read(report->remote_addr, 4, &sk->__sk_common.skc_daddr);
-	}
 	if (owner)
 		bpf_probe_read_kernel(&report->owner, sizeof(report->owner), owner);
 	else

@@ -9,7 +9,6 @@ exits a millisecond after its request is still named, by its own command line.
 
 from __future__ import annotations
 
-import socket
 import struct
 import threading
 from dataclasses import dataclass
@@ -18,13 +17,12 @@ from pathlib import Path
 from ..flow import Endpoint
 from ..procnet import SocketOwners
 from . import build, host
+from .ends import ENDS, ends
 from .host import Unavailable
 from .libbpf import BpfObject, LibbpfError, RingBuffer
 
-# struct connection of connections.bpf.c: family, ports, accepted, addresses, then its owner
-REPORT = struct.Struct("=HHHBx16s16sII16s512s")
-AF_INET6 = 10
-MAPPED = bytes(10) + b"\xff\xff"  # ::ffff:a.b.c.d, an IPv4 peer of an IPv6 socket
+# struct connection of connections.bpf.c: its ends, accepted, then its owner
+REPORT = struct.Struct(ENDS.format + "B3xII16s512s")
 POLL = 0.1  # seconds the reader waits for reports before it checks whether to stop
 CONNECTING = ("on_state",)
 # how accepted sockets are reported, best first (see connections.bpf.c); the last: not at all,
@@ -44,28 +42,13 @@ class Opened:
 
 
 def parse(record: bytes) -> Opened:
-    family, local_port, remote_port, accepted, local, remote, pid, size, comm, argv = (
-        REPORT.unpack_from(record)
-    )
+    fields = REPORT.unpack_from(record)
+    local, remote = ends(*fields[:5])
+    accepted, pid, size, comm, argv = fields[5:]
     words = [word.decode(errors="replace") for word in argv[:size].split(b"\0") if word]
     if not words:
         words = [comm.split(b"\0")[0].decode(errors="replace")]
-    return Opened(
-        (_host(family, local), local_port),
-        (_host(family, remote), remote_port),
-        pid,
-        tuple(words),
-        bool(accepted),
-    )
-
-
-def _host(family: int, raw: bytes) -> str:
-    """An address as the capture's packets write it (an IPv4-mapped one as IPv4)."""
-    if family != AF_INET6:
-        return socket.inet_ntoa(raw[:4])
-    if raw.startswith(MAPPED):
-        return socket.inet_ntoa(raw[12:])
-    return socket.inet_ntop(socket.AF_INET6, raw)
+    return Opened(local, remote, pid, tuple(words), bool(accepted))
 
 
 def _load(path: Path) -> BpfObject:

@@ -17,7 +17,6 @@ stream never delivers an answer before its question.
 from __future__ import annotations
 
 import ctypes
-import socket
 import struct
 import subprocess
 import time
@@ -29,14 +28,14 @@ from ..flow import Endpoint
 from ..recent import Recent
 from ..tls import Plaintext
 from . import build, host
+from .ends import ENDS, ends
 from .host import Unavailable
 from .libbpf import BpfObject, LibbpfError, RingBuffer, library
 
 SOURCE = Path(__file__).with_name("tls.bpf.c")
-PIECE_HEADER = struct.Struct("<QIIIIB7xHHHH16s16s")  # struct piece, up to its data
+PIECE_HEADER = struct.Struct("=QIIIIB7x" + ENDS.format.lstrip("="))  # struct piece, to its data
 PIECE, PIECES = 8192, 8  # as tls.bpf.c
 WRITTEN = 0
-AF_INET6 = 10
 # (program, function, on return): each entry and return of the four calls that move bytes
 PROBES = [
     (f"{kind}{ex}_{edge}", f"SSL_{kind}{ex}", edge == "leave")
@@ -80,13 +79,6 @@ def libraries() -> list[str]:
         if name.startswith(("libssl.so.3", "libssl.so.1.1")) and Path(path).exists():
             found.setdefault(str(Path(path).resolve()), path)
     return list(found)
-
-
-def _endpoint(family: int, raw: bytes, port: int) -> Endpoint:
-    if family == AF_INET6:
-        host = socket.inet_ntop(socket.AF_INET6, raw)
-        return (host[7:] if host.startswith("::ffff:") else host), port
-    return socket.inet_ntop(socket.AF_INET, raw[:4]), port
 
 
 @dataclass
@@ -165,9 +157,7 @@ class TlsReader:
     def _piece(self, record: bytes) -> None:
         fields = PIECE_HEADER.unpack_from(record)
         ktime, _pid, size, total, offset, direction = fields[:6]
-        family, local_port, remote_port, _, local_raw, remote_raw = fields[6:]
-        local = _endpoint(family, local_raw, local_port)
-        remote = _endpoint(family, remote_raw, remote_port)
+        local, remote = ends(*fields[6:])
         src, dst = (local, remote) if direction == WRITTEN else (remote, local)
         stream = self.streams.get((src, dst))
         if stream is None:

@@ -23,8 +23,8 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
+#include "ends.h"
 
-#define AF_INET6 10
 #define PIECE 8192
 #define PIECES 8
 
@@ -36,15 +36,6 @@ struct call {
 	__u64 buffer;
 	__u64 done; /* the _ex variants' size_t * for the count; 0 for the others */
 	__u8 direction;
-};
-
-struct ends {
-	__u16 family;
-	__u16 local_port;
-	__u16 remote_port;
-	__u16 unused;
-	__u8 local_addr[16]; /* IPv4: the first 4 bytes */
-	__u8 remote_addr[16];
 };
 
 /* One report; plaintext.py unpacks this layout (PIECE_HEADER there), then `size` bytes. */
@@ -272,16 +263,7 @@ static __always_inline void tie(struct sock *sk)
 
 	if (!call || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
 		return;
-	ends.family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	ends.local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
-	ends.remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (ends.family == AF_INET6) {
-		bpf_core_read(ends.local_addr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
-		bpf_core_read(ends.remote_addr, 16, &sk->__sk_common.skc_v6_daddr);
-	} else {
-		bpf_core_read(ends.local_addr, 4, &sk->__sk_common.skc_rcv_saddr);
-		bpf_core_read(ends.remote_addr, 4, &sk->__sk_common.skc_daddr);
-	}
+	read_ends(sk, &ends);
 	object = object_of(call->ssl);
 	bpf_map_update_elem(&sockets, &object, &ends, BPF_ANY);
 }
