@@ -119,6 +119,9 @@ def test_documents_and_exports_say_which_hops_were_read_from_tls(tmp_path):
     assert "Read from inside TLS on `127.0.0.1:" in text and " → 127.0.0.1:80`" in text
     hops = [hop for line in jsonl.read_text().splitlines() for hop in json.loads(line)["hops"]]
     assert [hop["tls"] for hop in hops] == [hop["server"].endswith(":80") for hop in hops]
+    report = (tmp_path / "report.html").read_text()  # the report's details say so too
+    assert report.count(' → 127.0.0.1:80"]') == 4
+    assert "Read from inside TLS: " in report
 
 
 def capture_lab(tmp_path, name: str, tls: bool, *options: str, wrapper: tuple = ()) -> Run:

@@ -14,7 +14,7 @@ import html
 import math
 
 from ..content import encoded
-from ..flow import Call, FlowMessage
+from ..flow import Call, FlowMessage, endpoint_name
 from ..stats import Stats
 from .sink import FileSink
 from .text import body_block, header_lines, parts, target, title
@@ -83,6 +83,11 @@ def _call_record(call: Call, templates: bool) -> dict:
         else None,
         "incomplete": not call.complete,
         "note": call.note,
+        "tls": [  # the hops read from inside TLS
+            f"{endpoint_name(hop.client)} → {endpoint_name(hop.server)}"
+            for hop in call.hops
+            if hop.tls
+        ],
     }
 
 
@@ -241,6 +246,7 @@ function show(n, scroll) {
   details.append(text("p", message.kind === "request" ? `${call.caller} → ${call.callee}`
                                                       : `${call.caller} ← ${call.callee}`));
   if (call.note) details.append(text("p", `Note: ${call.note}`));
+  if (call.tls.length) details.append(text("p", `Read from inside TLS: ${call.tls.join(", ")}`));
   if (call.operation) { const a = document.createElement("a"); a.href = call.operation.url;
     a.textContent = call.operation.title; const p = text("p", "API reference: "); p.append(a);
     details.append(p); }
