@@ -35,6 +35,7 @@ struct call {
 	__u64 ssl;
 	__u64 buffer;
 	__u64 done; /* the _ex variants' size_t * for the count; 0 for the others */
+	__u64 entered; /* bpf_ktime_get_ns at entry: a write's bytes leave from then on */
 	__u8 direction;
 };
 
@@ -106,6 +107,7 @@ static __always_inline int enter(void *ssl, const void *buffer, void *done, __u8
 		.ssl = (__u64)ssl,
 		.buffer = (__u64)buffer,
 		.done = (__u64)done,
+		.entered = bpf_ktime_get_ns(),
 		.direction = direction,
 	};
 
@@ -120,7 +122,8 @@ static __always_inline void report(const struct call *call, const struct ends *e
 
 	if (!piece)
 		return;
-	piece->ktime = bpf_ktime_get_ns();
+	/* when the bytes were on the wire: a write's as it began, a read's as it returned */
+	piece->ktime = call->direction == WRITTEN ? call->entered : bpf_ktime_get_ns();
 	piece->pid = bpf_get_current_pid_tgid() >> 32;
 	piece->total = total;
 	piece->direction = call->direction;
