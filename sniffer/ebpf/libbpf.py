@@ -30,6 +30,20 @@ PRINT = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_v
 SAMPLE = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
 
 P = ctypes.c_void_p
+
+
+class UprobeOptions(ctypes.Structure):
+    """libbpf 1.1's struct bpf_uprobe_opts."""
+
+    _fields_ = [
+        ("sz", ctypes.c_size_t),
+        ("ref_ctr_offset", ctypes.c_size_t),
+        ("bpf_cookie", ctypes.c_uint64),
+        ("retprobe", ctypes.c_bool),
+        ("func_name", ctypes.c_char_p),
+    ]
+
+
 PROTOTYPES: dict[str, tuple[object, list[object]]] = {
     "libbpf_set_print": (P, [PRINT]),
     "bpf_object__open_file": (P, [ctypes.c_char_p, P]),
@@ -42,6 +56,13 @@ PROTOTYPES: dict[str, tuple[object, list[object]]] = {
     "bpf_program__set_autoload": (ctypes.c_int, [P, ctypes.c_bool]),
     "bpf_program__attach": (P, [P]),
     "bpf_link__destroy": (ctypes.c_int, [P]),
+    # (program, pid (-1: all), binary, offset, options)
+    "bpf_program__attach_uprobe_opts": (
+        P,
+        [P, ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(UprobeOptions)],
+    ),
+    "bpf_map_lookup_elem": (ctypes.c_int, [ctypes.c_int, P, P]),
+    "libbpf_num_possible_cpus": (ctypes.c_int, []),
     "ring_buffer__new": (P, [ctypes.c_int, SAMPLE, P, P]),
     "ring_buffer__consume": (ctypes.c_int, [P]),
     "ring_buffer__epoll_fd": (ctypes.c_int, [P]),
@@ -141,6 +162,24 @@ class BpfObject:
         if not link:
             raise _failed(f"attaching {what}")
         self.links.append(link)
+
+    def attach_uprobe(self, name: str, path: str, function: str, returning: bool) -> None:
+        """Attach program `name` to the entry (or the return) of `function` in the ELF file at
+        `path`, for every process that maps it."""
+        size = ctypes.sizeof(UprobeOptions)
+        options = UprobeOptions(size, 0, 0, returning, function.encode())
+        link = self.lib.bpf_program__attach_uprobe_opts(
+            self.program(name), -1, path.encode(), 0, options
+        )
+        self.keep(link, f"{function} in {path}")
+
+    def per_cpu_total(self, map_name: str) -> int:
+        """The sum over the CPUs of a per-CPU array's first (u64) value."""
+        counts = (ctypes.c_uint64 * max(self.lib.libbpf_num_possible_cpus(), 1))()
+        key = ctypes.c_uint32(0)
+        if self.lib.bpf_map_lookup_elem(self.map_fd(map_name), ctypes.byref(key), counts):
+            return 0
+        return sum(counts)
 
     def map_fd(self, name: str) -> int:
         fd = self.lib.bpf_object__find_map_fd_by_name(self.handle, name.encode())

@@ -16,7 +16,6 @@ stream never delivers an answer before its question.
 
 from __future__ import annotations
 
-import ctypes
 import struct
 import subprocess
 import time
@@ -51,18 +50,6 @@ PROBES += [
 ]
 PROBES.append(("free_enter", "SSL_free", False))
 TIES = ("on_send", "on_receive")
-
-
-class UprobeOptions(ctypes.Structure):
-    """libbpf 1.1's struct bpf_uprobe_opts."""
-
-    _fields_ = [
-        ("sz", ctypes.c_size_t),
-        ("ref_ctr_offset", ctypes.c_size_t),
-        ("bpf_cookie", ctypes.c_uint64),
-        ("retprobe", ctypes.c_bool),
-        ("func_name", ctypes.c_char_p),
-    ]
 
 
 def libraries() -> list[str]:
@@ -127,7 +114,8 @@ class TlsReader:
             for name in TIES:
                 self.object.keep(library().bpf_program__attach(self.object.program(name)), name)
             for path in paths:
-                self._attach(path)
+                for program, function, returning in PROBES:
+                    self.object.attach_uprobe(program, path, function, returning)
             self.ring = RingBuffer(self.object.map_fd("pieces"), self._piece)
         except LibbpfError as error:
             self.object.close()
@@ -135,24 +123,6 @@ class TlsReader:
         self.waiting: list[Plaintext] = []
         self.streams: Recent[tuple[Endpoint, Endpoint], Stream] = Recent()
         self.clock = time.time() - time.monotonic()  # ktime (CLOCK_MONOTONIC) -> the epoch
-
-    def _attach(self, path: str) -> None:
-        lib = library()
-        attach = lib.bpf_program__attach_uprobe_opts
-        attach.restype = ctypes.c_void_p
-        attach.argtypes = [
-            ctypes.c_void_p,
-            ctypes.c_int,
-            ctypes.c_char_p,
-            ctypes.c_size_t,
-            ctypes.POINTER(UprobeOptions),
-        ]
-        for program, function, returning in PROBES:
-            options = UprobeOptions(
-                ctypes.sizeof(UprobeOptions), 0, 0, returning, function.encode()
-            )
-            link = attach(self.object.program(program), -1, path.encode(), 0, options)
-            self.object.keep(link, f"{function} in {path}")
 
     def _piece(self, record: bytes) -> None:
         fields = PIECE_HEADER.unpack_from(record)
@@ -179,17 +149,8 @@ class TlsReader:
         return pieces
 
     def lost(self) -> int:
-        """Pieces the ring buffer had no room for (summed over the CPUs)."""
-        lib = library()
-        lookup = lib.bpf_map_lookup_elem
-        lookup.restype = ctypes.c_int
-        lookup.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
-        lib.libbpf_num_possible_cpus.restype = ctypes.c_int
-        counts = (ctypes.c_uint64 * max(lib.libbpf_num_possible_cpus(), 1))()
-        key = ctypes.c_uint32(0)
-        if lookup(self.object.map_fd("lost"), ctypes.byref(key), counts):
-            return 0
-        return sum(counts)
+        """Pieces the ring buffer had no room for."""
+        return self.object.per_cpu_total("lost")
 
     def close(self) -> None:
         self.ring.close()
