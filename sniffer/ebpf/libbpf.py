@@ -163,6 +163,10 @@ class BpfObject:
             raise _failed(f"attaching {what}")
         self.links.append(link)
 
+    def attach(self, name: str) -> None:
+        """Attach program `name` as its section name says (a tracepoint, say)."""
+        self.keep(self.lib.bpf_program__attach(self.program(name)), name)
+
     def attach_uprobe(self, name: str, path: str, function: str, returning: bool) -> None:
         """Attach program `name` to the entry (or the return) of `function` in the ELF file at
         `path`, for every process that maps it."""

@@ -29,7 +29,7 @@ from ..tls import Plaintext
 from . import build, host
 from .ends import ENDS, ends
 from .host import Unavailable
-from .libbpf import BpfObject, LibbpfError, RingBuffer, library
+from .libbpf import BpfObject, LibbpfError, RingBuffer
 
 SOURCE = Path(__file__).with_name("tls.bpf.c")
 PIECE_HEADER = struct.Struct("=QIIIIB7x" + ENDS.format.lstrip("="))  # struct piece, to its data
@@ -112,7 +112,7 @@ class TlsReader:
             raise Unavailable(str(error)) from None
         try:
             for name in TIES:
-                self.object.keep(library().bpf_program__attach(self.object.program(name)), name)
+                self.object.attach(name)
             for path in paths:
                 for program, function, returning in PROBES:
                     self.object.attach_uprobe(program, path, function, returning)
