@@ -21,8 +21,8 @@ from .render.selecting import SelectingSink
 from .render.sink import FanOut, Sink
 from .services import ServiceMap
 from .stats import Stats
-from .tcp import ConnectionInfo, Reassembler
-from .tls import Decrypted, Plaintext, key_of
+from .tcp import ConnectionInfo, Reassembler, key_of
+from .tls import Decrypted, Plaintext
 
 
 @dataclass

@@ -51,6 +51,11 @@ class StreamHandler(Protocol):
     def close(self, ts: float) -> None: ...
 
 
+def key_of(one: Endpoint, other: Endpoint) -> tuple[Endpoint, Endpoint]:
+    """A connection's key: its two ends, whichever sent."""
+    return (one, other) if one <= other else (other, one)
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectionInfo:
     endpoints: tuple[Endpoint, Endpoint]  # side 0, side 1
@@ -276,8 +281,7 @@ class Reassembler:
 
     @staticmethod
     def key(seg: Segment) -> tuple[Endpoint, Endpoint]:
-        a, b = (seg.src, seg.sport), (seg.dst, seg.dport)
-        return (a, b) if a <= b else (b, a)
+        return key_of((seg.src, seg.sport), (seg.dst, seg.dport))
 
     def feed(self, seg: Segment) -> None:
         key = self.key(seg)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from .decode import ACK, FIN, RST, SYN, Segment
 from .flow import Endpoint
-from .tcp import Reassembler
+from .tcp import Reassembler, key_of
 
 MASK = 0xFFFFFFFF  # sequence numbers wrap at 32 bits
 ISN = 1  # the twin's initial sequence numbers: its own, nothing to do with the packets'
@@ -36,10 +36,6 @@ class Plaintext:
 
 
 Key = tuple[Endpoint, Endpoint]
-
-
-def key_of(one: Endpoint, other: Endpoint) -> Key:
-    return (one, other) if one <= other else (other, one)
 
 
 class Decrypted:
