@@ -208,25 +208,43 @@ def resolve(
     if caller:
         known.named(child, caller)
         known.validating(child, caller)
-        best = _best(child, (c for c in candidates if c.call.callee == caller), caused)
-        return caller, best[1] if best else None
-    named = known.owner(child)
-    if named == passed_on:
-        named = None
-    best = _best(child, candidates, caused)
-    if best is not None and best[0] > 0:
-        caller, parent = best[1].callee, best[1]
-        if named is not None and named != caller:  # of calls linked as strongly, the one the
-            own = _best(child, (c for c in candidates if c.call.callee == named), caused)
-            if own is not None and own[0] == best[0]:  # token's owner serves
-                caller, parent = named, own[1]
-        known.validating(child, caller)
-        return caller, parent
-    if named is None:
-        named = known.work(child, services, callee)
-    if named is not None:
-        served = _best(child, (c for c in candidates if c.call.callee == named), caused)
-        return named, served[1] if served else None
+        return caller, _parent(_served(child, candidates, caller, caused))
+    owner = known.owner(child)
+    if owner == passed_on:
+        owner = None
+    linked = _linked(child, candidates, owner, caused)
+    if linked is not None:
+        known.validating(child, linked[0])
+        return linked
+    owner = owner or known.work(child, services, callee)
+    if owner is not None:
+        return owner, _parent(_served(child, candidates, owner, caused))
     if len(candidates) == 1:
         return candidates[0].call.callee, candidates[0].call
     return services.own_product(agent) or endpoint_name(child.client), None
+
+
+def _served(
+    child: RequestHead, candidates: list[Candidate], caller: str, caused: bool
+) -> tuple[int, Call] | None:
+    """The best-linked call in progress that `caller` serves."""
+    return _best(child, (c for c in candidates if c.call.callee == caller), caused)
+
+
+def _parent(best: tuple[int, Call] | None) -> Call | None:
+    return best[1] if best is not None else None
+
+
+def _linked(
+    child: RequestHead, candidates: list[Candidate], owner: str | None, caused: bool
+) -> tuple[str, Call] | None:
+    """(its callee, the call) that OpenStack's keys tie the request to; of calls tied as
+    strongly, the one the owner of the request's token serves, if there is one."""
+    best = _best(child, candidates, caused)
+    if best is None or best[0] == 0:
+        return None
+    if owner is not None and owner != best[1].callee:
+        own = _served(child, candidates, owner, caused)
+        if own is not None and own[0] == best[0]:
+            return owner, own[1]
+    return best[1].callee, best[1]
