@@ -328,10 +328,13 @@ class Reassembler:
         return conn
 
     def forget(self, key: tuple[Endpoint, Endpoint]) -> StreamHandler | None:
-        """Stop following a connection, unclosed: its bytes are read elsewhere (inside TLS).
-        Its handler, if it had one."""
+        """Stop following a connection, unclosed and uncounted: it is followed, and counted,
+        elsewhere (its twin, inside TLS). Its handler, if it had one."""
         conn = self.connections.pop(key, None)
-        return conn.handler if conn is not None else None
+        if conn is None:
+            return None
+        self.stats.count("connections", -1)
+        return conn.handler
 
     def _close(self, key: tuple[Endpoint, Endpoint], conn: Connection, ts: float) -> None:
         conn.close(ts)

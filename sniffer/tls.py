@@ -47,6 +47,8 @@ class Decrypted:
         self.next_seq: dict[Key, dict[Endpoint, int]] = {}
 
     def covers(self, seg: Segment) -> bool:
+        if not self.next_seq:  # (every packet asks: offline, and mostly live, nothing is TLS)
+            return False
         return key_of((seg.src, seg.sport), (seg.dst, seg.dport)) in self.next_seq
 
     def plaintext(self, piece: Plaintext) -> bool:

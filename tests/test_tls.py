@@ -91,7 +91,7 @@ def shape(calls: list[Call]) -> list[tuple]:
 
 def test_the_flow_inside_tls_is_the_flow_in_clear():
     clear, inside = Calls(), Calls()
-    play(open_capture(str(SEED)), [clear])
+    clear_pipeline = play(open_capture(str(SEED)), [clear])
     pipeline = play(encrypted(SEED, FRONT_DOOR), [inside])
     assert len(clear.calls) == 4 and shape(inside.calls) == shape(clear.calls)
     for call in inside.calls:
@@ -100,6 +100,7 @@ def test_the_flow_inside_tls_is_the_flow_in_clear():
             hop.request.body for hop in next(c for c in clear.calls if c.id == call.id).hops
         ]
     assert pipeline.stats.tls_connections == 2  # the client's, and glance-api's validation
+    assert pipeline.stats.connections == clear_pipeline.stats.connections  # each counted once
 
 
 def test_without_the_plaintext_the_scrambled_connections_say_nothing():
