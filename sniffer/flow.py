@@ -5,6 +5,7 @@ Records are frozen; the mutable state lives in the parsers (`http`) and the corr
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field, fields
 from operator import attrgetter
 from typing import Literal, dataclass_transform
@@ -28,6 +29,17 @@ def record(cls: type) -> type:
 Headers = tuple[tuple[str, str], ...]
 Kind = Literal["request", "response"]
 Endpoint = tuple[str, int]
+
+
+MAPPED = bytes(10) + b"\xff\xff"  # ::ffff:a.b.c.d, an IPv4 peer of an IPv6 socket
+
+
+def address(raw: bytes) -> str:
+    """An address from its 4 or 16 bytes, as the packets carry it (an IPv4-mapped one as
+    IPv4): how the kernel's tables and reports are matched to the capture."""
+    if len(raw) == 16 and raw.startswith(MAPPED):
+        raw = raw[12:]
+    return socket.inet_ntop(socket.AF_INET6 if len(raw) == 16 else socket.AF_INET, raw)
 
 
 def endpoint_name(endpoint: Endpoint) -> str:

@@ -18,7 +18,7 @@ import struct
 import threading
 from collections.abc import Callable
 
-from .flow import Endpoint
+from .flow import Endpoint, address
 from .openstack import services
 from .recent import Recent
 
@@ -72,13 +72,10 @@ def _forms(local: Endpoint, remote: Endpoint) -> list[tuple[str, str, str]]:
 
 def _endpoint(text: str) -> Endpoint:
     """An address of /proc/net/tcp* (`0100007F:0050`), an IPv4-mapped one as IPv4."""
-    address, port = text.split(":")
-    words = range(0, len(address), 8)  # host-order 32-bit words, as `_hex` writes them
-    raw = b"".join(bytes.fromhex(address[i : i + 8])[::-1] for i in words)
-    if len(raw) == 16 and raw.startswith(bytes(10) + b"\xff\xff"):
-        raw = raw[12:]
-    family = socket.AF_INET6 if len(raw) == 16 else socket.AF_INET
-    return socket.inet_ntop(family, raw), int(port, 16)
+    hexes, port = text.split(":")
+    words = range(0, len(hexes), 8)  # host-order 32-bit words, as `_hex` writes them
+    raw = b"".join(bytes.fromhex(hexes[i : i + 8])[::-1] for i in words)
+    return address(raw), int(port, 16)
 
 
 def open_sockets(proc: str = "/proc") -> dict[tuple[Endpoint, Endpoint], int]:

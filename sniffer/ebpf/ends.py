@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 import struct
 
-from ..flow import Endpoint
+from ..flow import Endpoint, address
 
 ENDS = struct.Struct("=HHHxx16s16s")  # family, local port, remote port, the two addresses
 AF_INET6 = 10
-MAPPED = bytes(10) + b"\xff\xff"  # ::ffff:a.b.c.d, an IPv4 peer of an IPv6 socket
 
 
 def ends(
@@ -20,9 +18,5 @@ def ends(
 
 
 def host(family: int, raw: bytes) -> str:
-    """An address (an IPv4-mapped IPv6 one as IPv4, as the packets carry it)."""
-    if family != AF_INET6:
-        return socket.inet_ntoa(raw[:4])
-    if raw.startswith(MAPPED):
-        return socket.inet_ntoa(raw[12:])
-    return socket.inet_ntop(socket.AF_INET6, raw)
+    """An address as the packets carry it (an IPv4 one is the first 4 of its 16 bytes)."""
+    return address(raw if family == AF_INET6 else raw[:4])
