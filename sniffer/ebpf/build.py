@@ -56,8 +56,9 @@ def object_path(source: Path = SOURCE) -> Path:
     return cache_directory() / f"{stem}-{digest.hexdigest()[:16]}.bpf.o"
 
 
-def build(source: Path = SOURCE) -> Path:
-    """Compile `source` into its cache path (replaced whole: a reader never sees half)."""
+def build(sources: tuple[Path, ...] = SOURCES) -> list[Path]:
+    """Compile `sources` into their cache paths (each replaced whole: a reader never sees
+    half), against one vmlinux.h."""
     missing = [tool for tool in ("clang", "bpftool") if shutil.which(tool) is None]
     if missing:
         raise BuildError(
@@ -66,16 +67,19 @@ def build(source: Path = SOURCE) -> Path:
         )
     if not BTF.exists():
         raise BuildError(f"no kernel BTF to build against ({BTF})")
-    target = object_path(source)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as work:
+    targets = [object_path(source) for source in sources]
+    cache = cache_directory()
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache) as work:
         header = Path(work) / "vmlinux.h"
         with header.open("wb") as stream:
             _run(["bpftool", "btf", "dump", "file", str(BTF), "format", "c"], stdout=stream)
-        built = Path(work) / target.name
-        _run(["clang", *FLAGS, _arch_flag(), "-I", work, "-c", str(source), "-o", str(built)])
-        os.replace(built, target)
-    return target
+        for source, target in zip(sources, targets, strict=True):
+            built = Path(work) / target.name
+            command = ["clang", *FLAGS, _arch_flag(), "-I", work, "-c", str(source)]
+            _run([*command, "-o", str(built)])
+            os.replace(built, target)
+    return targets
 
 
 def _run(command: list[str], stdout: IO[Any] | int = subprocess.DEVNULL) -> None:
@@ -87,14 +91,17 @@ def _run(command: list[str], stdout: IO[Any] | int = subprocess.DEVNULL) -> None
 
 
 def compiled(source: Path = SOURCE) -> Path:
-    """The object for `source`: from the cache, else built now (about a second)."""
+    """The object for `source`: from the cache, else built now, with every other object
+    missing (about a second)."""
     target = object_path(source)
     if target.exists():
         return target
+    missing = tuple(other for other in SOURCES if not object_path(other).exists())
     try:
-        return build(source)
+        build(missing if source in missing else (source, *missing))
     except BuildError as error:
         raise BuildError(f"{source.name} is not compiled: {error}") from None
+    return target
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,13 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--force", action="store_true", help="build even if the object exists")
     options = parser.parse_args(argv)
-    for source in SOURCES:
-        try:
-            target = build(source) if options.force else compiled(source)
-        except (BuildError, OSError) as error:
-            print(f"osflow-sniff: cannot build the eBPF object: {error}", file=sys.stderr)
-            return 1
-        print(target)
+    try:
+        targets = build() if options.force else [compiled(source) for source in SOURCES]
+    except (BuildError, OSError) as error:
+        print(f"osflow-sniff: cannot build the eBPF object: {error}", file=sys.stderr)
+        return 1
+    print("\n".join(map(str, targets)))
     return 0
 
 
