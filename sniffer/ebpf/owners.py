@@ -80,7 +80,6 @@ class ConnectionReports:
             self.programs.close()
             raise Unavailable(str(error)) from None
         self.owners = owners
-        self.count = 0
         self.lock = threading.Lock()  # one reader of the ring buffer at a time
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._follow, name="connection reports", daemon=True)
@@ -100,7 +99,6 @@ class ConnectionReports:
 
     def _report(self, record: bytes) -> None:
         opened = parse(record)
-        self.count += 1
         self.owners.tell(opened.local, opened.remote, opened.pid, list(opened.argv))
 
     def close(self) -> None:
