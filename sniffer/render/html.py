@@ -14,10 +14,10 @@ import html
 import math
 
 from ..content import encoded
-from ..flow import Call, FlowMessage, endpoint_name
+from ..flow import Call, FlowMessage
 from ..stats import Stats
 from .sink import FileSink
-from .text import body_block, header_lines, parts, target, title
+from .text import body_block, header_lines, parts, target, title, tls_hops
 
 ROW, TOP, HEADS = 28, 4, 30  # px: a message's row, above the first row, the names' band
 LANE, PAD = 170, 12  # px: the least distance between lifelines, the margin around everything
@@ -83,11 +83,7 @@ def _call_record(call: Call, templates: bool) -> dict:
         else None,
         "incomplete": not call.complete,
         "note": call.note,
-        "tls": [  # the hops read from inside TLS
-            f"{endpoint_name(hop.client)} → {endpoint_name(hop.server)}"
-            for hop in call.hops
-            if hop.tls
-        ],
+        "tls": tls_hops(call),
     }
 
 

@@ -9,12 +9,12 @@ import os
 
 from ..apiref import LABELS
 from ..atomic import AtomicFile, OutputError
-from ..flow import FlowMessage, endpoint_name
+from ..flow import FlowMessage
 from ..stats import Stats
 from . import inert
 from .sink import Sink
 from .site import snippet_prefix
-from .text import body_block, header_lines, parts, title
+from .text import body_block, header_lines, parts, title, tls_hops
 
 INDENT = "    "
 BODY_INDENT = b"\n" + INDENT.encode()
@@ -56,12 +56,9 @@ def section(
     if message.is_request and call.caused_by is not None:
         cause = inert.code_span(call.caused_by[0])
         lines += ['!!! note "caused by"', f"{INDENT}{CAUSED_BY.format(cause)}", ""]
-    encrypted = [hop for hop in call.hops if hop.tls] if message.is_request else []
+    encrypted = tls_hops(call) if message.is_request else []
     if encrypted:
-        spans = ", ".join(
-            inert.code_span(f"{endpoint_name(hop.client)} → {endpoint_name(hop.server)}")
-            for hop in encrypted
-        )
+        spans = ", ".join(inert.code_span(hop) for hop in encrypted)
         lines += ['!!! info "TLS"', f"{INDENT}{TLS.format(spans)}", ""]
     if message.is_request and call.operation is not None:
         operation = call.operation

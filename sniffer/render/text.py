@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from ..content import display
-from ..flow import EMPTY, Body, Call, FlowMessage, Headers
+from ..flow import EMPTY, Body, Call, FlowMessage, Headers, endpoint_name
 
 
 def parts(message: FlowMessage) -> tuple[Headers, Body]:
@@ -15,6 +15,13 @@ def parts(message: FlowMessage) -> tuple[Headers, Body]:
     if shown is None:
         return (), EMPTY
     return shown.headers + shown.trailers, shown.body
+
+
+def tls_hops(call: Call) -> list[str]:
+    """The hops of a call read from inside TLS, `client → server` each."""
+    return [
+        f"{endpoint_name(hop.client)} → {endpoint_name(hop.server)}" for hop in call.hops if hop.tls
+    ]
 
 
 def title(message: FlowMessage, templates: bool = False) -> str:
