@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from .decode import ACK, FIN, RST, SYN, Segment
 from .flow import Endpoint
+from .recent import Recent
 from .tcp import Reassembler, key_of
 
 MASK = 0xFFFFFFFF  # sequence numbers wrap at 32 bits
@@ -44,7 +45,9 @@ class Decrypted:
 
     def __init__(self, twins: Reassembler) -> None:
         self.twins = twins
-        self.next_seq: dict[Key, dict[Endpoint, int]] = {}
+        # each twin's next sequence numbers, by end; the most recent twins only (one that ends
+        # unseen, with no FIN or RST, is forgotten in time)
+        self.next_seq: Recent[Key, dict[Endpoint, int]] = Recent()
 
     def covers(self, seg: Segment) -> bool:
         if not self.next_seq:  # (every packet asks: offline, and mostly live, nothing is TLS)
@@ -57,7 +60,8 @@ class Decrypted:
         sequences = self.next_seq.get(key)
         opened = sequences is None
         if sequences is None:
-            sequences = self.next_seq[key] = self._open(piece)
+            sequences = self._open(piece)
+            self.next_seq.remember(key, sequences)
         for start in range(0, len(piece.data), MAX_PIECE):
             data = piece.data[start : start + MAX_PIECE]
             self._send(piece.ts, piece.src, piece.dst, sequences, ACK, data)
