@@ -182,6 +182,10 @@ def capture_live(
     filtered = f", filter: {live.expression}" if live.expression else ""
     _say(f"listening on {live.interface}{filtered} (Ctrl-C to stop)")
 
+    def read_tls() -> None:  # what the libraries handled before the next packet is read
+        for piece in tls.drain() if tls is not None else ():
+            pipeline.plaintext(piece)
+
     def request_stop(signum: int, frame: object) -> None:
         live.requested = True
         capture.stop(drain=True)
@@ -190,9 +194,7 @@ def capture_live(
     with writing(pipeline, writer):
         with stop_signals(request_stop):
             for frame in capture.read_ahead(options.owners):
-                if tls is not None:  # what the libraries handled before this packet was read
-                    for piece in tls.drain():
-                        pipeline.plaintext(piece)
+                read_tls()
                 if frame is not None:
                     if writer is not None:
                         writer.write(frame)
@@ -206,9 +208,7 @@ def capture_live(
                         f"{pipeline.stats.packets} packets, {pipeline.stats.calls} calls, "
                         f"{capture.statistics()[1]} dropped by the kernel"
                     )
-        if tls is not None:
-            for piece in tls.drain():
-                pipeline.plaintext(piece)
+        read_tls()
         stats = pipeline.finish()
         if view is not None:
             view.done()
